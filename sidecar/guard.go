@@ -1,0 +1,265 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/triage-sh/triage/internal/audit"
+	"github.com/triage-sh/triage/internal/auth"
+	triagev1 "github.com/triage-sh/triage/proto/triage/v1"
+)
+
+// guard is the one boundary every call crosses: it authenticates,
+// authorizes against the method's permission (default deny), bounds the calls
+// in flight, recovers panics, turns uncoded errors into Internal, and writes
+// one audit record per call, denials included.
+type guard struct {
+	perms    permissionTable
+	tokens   *auth.TokensFile // nil: bearer tokens disabled
+	policy   *auth.PolicyFile // nil: every call denied
+	audit    *audit.Logger
+	log      *slog.Logger
+	inflight chan struct{}
+}
+
+// call is what the guard knows about one call while it runs.
+type call struct {
+	rec  audit.Record
+	perm triagev1.Permission
+}
+
+func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	c := g.begin(ctx, info.FullMethod)
+	c.rec.Args = summarize(req)
+	defer func() { g.end(c, err) }()
+	ctx, release, err := g.admit(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	err = g.protect(c, func() error {
+		var herr error
+		resp, herr = handler(ctx, req)
+		return herr
+	})
+	err = codedStatus(err, c).Err()
+	if m, ok := resp.(proto.Message); ok && err == nil {
+		c.rec.BytesSent = int64(proto.Size(m))
+	}
+	return resp, err
+}
+
+func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	c := g.begin(ss.Context(), info.FullMethod)
+	defer func() { g.end(c, err) }()
+	ctx, release, err := g.admit(ss.Context(), c)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ws := &auditedStream{ServerStream: ss, ctx: ctx, c: c}
+	err = g.protect(c, func() error { return handler(srv, ws) })
+	return codedStatus(err, c).Err()
+}
+
+// begin starts the audit record of a call.
+func (g *guard) begin(ctx context.Context, method string) *call {
+	c := &call{rec: audit.Record{Time: time.Now(), Method: method, AuthMethod: "none"}}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		c.rec.Peer = p.Addr.String()
+		if c.rec.Peer == "" || c.rec.Peer == "@" {
+			c.rec.Peer = "unix"
+		}
+	}
+	c.perm = g.perms[method]
+	c.rec.Permission = permissionName(c.perm)
+	return c
+}
+
+// admit authenticates and authorizes the call and takes an in-flight slot.
+func (g *guard) admit(ctx context.Context, c *call) (context.Context, func(), error) {
+	if c.perm == open {
+		return ctx, func() {}, nil
+	}
+	id, err := g.authenticate(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.rec.Identity, c.rec.AuthMethod = id.Name, id.Method
+	if err := g.authorize(id, c); err != nil {
+		return nil, nil, err
+	}
+	select {
+	case g.inflight <- struct{}{}:
+	default:
+		return nil, nil, status.Errorf(codes.ResourceExhausted,
+			"the sidecar is busy: %d calls in flight (limit --max-inflight=%d); retry shortly", cap(g.inflight), cap(g.inflight))
+	}
+	return withIdentity(ctx, id), func() { <-g.inflight }, nil
+}
+
+// authenticate finds the caller: a bearer token if one is presented, else a
+// verified client certificate, else the Unix peer's uid.
+func (g *guard) authenticate(ctx context.Context) (Identity, error) {
+	if tok, present, err := bearerToken(ctx); present {
+		if err != nil {
+			return Identity{}, err
+		}
+		if g.tokens == nil {
+			return Identity{}, status.Error(codes.Unauthenticated,
+				"bearer tokens are not enabled on this sidecar (it has no --tokens-file); use a client certificate")
+		}
+		name, ok := g.tokens.Lookup(tok)
+		if !ok {
+			return Identity{}, status.Error(codes.Unauthenticated,
+				"bearer token not recognised: its SHA-256 is not in the sidecar's --tokens-file; check the token or ask for one")
+		}
+		return Identity{Name: name, Method: "token"}, nil
+	}
+	p, _ := peer.FromContext(ctx)
+	if p != nil {
+		switch ai := p.AuthInfo.(type) {
+		case credentials.TLSInfo:
+			if len(ai.State.VerifiedChains) > 0 && len(ai.State.VerifiedChains[0]) > 0 {
+				name := auth.IdentityFromCert(ai.State.VerifiedChains[0][0])
+				if name == "" {
+					return Identity{}, status.Error(codes.Unauthenticated,
+						"client certificate names no identity (no SPIFFE URI SAN, DNS SAN or CN); issue one that does")
+				}
+				return Identity{Name: name, Method: "mtls"}, nil
+			}
+		case unixPeerInfo:
+			return Identity{Name: fmt.Sprintf("uid:%d", ai.UID), Method: "unix-peer"}, nil
+		}
+	}
+	return Identity{}, status.Error(codes.Unauthenticated,
+		"no credentials: present a client certificate signed by the sidecar's --client-ca or a bearer token from its --tokens-file (for local development: triage --dev DIR)")
+}
+
+// bearerToken reads "authorization: Bearer X" from the call's metadata.
+func bearerToken(ctx context.Context) (tok string, present bool, err error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		return "", false, nil
+	}
+	if len(vals) > 1 {
+		return "", true, status.Error(codes.Unauthenticated, "more than one authorization header; send exactly one")
+	}
+	scheme, tok, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(tok) == "" {
+		return "", true, status.Error(codes.Unauthenticated, `malformed authorization header: send "Bearer <token>"`)
+	}
+	return strings.TrimSpace(tok), true, nil
+}
+
+// authorize checks the policy: default deny.
+func (g *guard) authorize(id Identity, c *call) error {
+	var roles []auth.Role
+	if g.policy != nil {
+		roles = g.policy.Roles(id.Name)
+	}
+	if auth.Grants(roles, c.perm) {
+		return nil
+	}
+	need, _ := auth.MinimalRole(c.perm)
+	have := "no roles"
+	if len(roles) > 0 {
+		names := make([]string, len(roles))
+		for i, r := range roles {
+			names[i] = string(r)
+		}
+		have = "roles " + strings.Join(names, ",")
+	}
+	where := "the sidecar's --policy-file"
+	if g.policy != nil {
+		where = g.policy.Path()
+	}
+	return status.Errorf(codes.PermissionDenied,
+		"%s (%s) may not call %s: it needs permission %s; bind it to role %s or higher in %s",
+		id.Name, have, c.rec.Method, permissionName(c.perm), need, where)
+}
+
+// protect runs f, turning a panic into Internal. The server keeps serving.
+func (g *guard) protect(c *call, f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			stack := debug.Stack()
+			g.log.Error("panic in handler", "method", c.rec.Method, "panic", fmt.Sprint(r), "stack", string(stack))
+			c.rec.Message = fmt.Sprintf("panic: %v", r)
+			err = status.Errorf(codes.Internal, "internal error in %s (the sidecar recovered and keeps serving; details are in its log)", c.rec.Method)
+		}
+	}()
+	return f()
+}
+
+// end maps uncoded errors and writes the audit record.
+func (g *guard) end(c *call, err error) {
+	st := codedStatus(err, c)
+	c.rec.Code = st.Code().String()
+	if c.rec.Message == "" && st.Code() != codes.OK {
+		c.rec.Message = st.Message()
+	}
+	c.rec.DurationMS = float64(time.Since(c.rec.Time).Microseconds()) / 1000
+	if aerr := g.audit.Log(c.rec); aerr != nil {
+		g.log.Error("audit log write failed", "err", aerr)
+	}
+}
+
+// codedStatus returns err's status. An error without a gRPC code is a bug in
+// a service layer: it becomes Internal, and its text goes only to the audit
+// log (through c), never to the caller.
+func codedStatus(err error, c *call) *status.Status {
+	if err == nil {
+		return status.New(codes.OK, "")
+	}
+	if st, ok := status.FromError(err); ok {
+		return st
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.New(codes.Canceled, "call cancelled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.New(codes.DeadlineExceeded, "deadline exceeded")
+	}
+	c.rec.Message = err.Error()
+	return status.New(codes.Internal, "internal error in "+c.rec.Method+" (details are in the sidecar's audit log)")
+}
+
+// auditedStream counts the bytes a stream sends, records its request for the
+// audit log, and carries the authenticated context.
+type auditedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+	c   *call
+}
+
+func (s *auditedStream) Context() context.Context { return s.ctx }
+
+func (s *auditedStream) SendMsg(m any) error {
+	if pm, ok := m.(proto.Message); ok {
+		s.c.rec.BytesSent += int64(proto.Size(pm))
+	}
+	return s.ServerStream.SendMsg(m)
+}
+
+func (s *auditedStream) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	if err == nil && s.c.rec.Args == "" {
+		s.c.rec.Args = summarize(m)
+	}
+	return err
+}

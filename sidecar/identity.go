@@ -1,0 +1,88 @@
+package sidecar
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/credentials"
+)
+
+// Identity is an authenticated caller.
+type Identity struct {
+	// Name is the SPIFFE URI, DNS SAN, CN, token identity or "uid:N".
+	Name string
+	// Method is "mtls", "token" or "unix-peer".
+	Method string
+}
+
+type identityKey struct{}
+
+// withIdentity returns ctx carrying id.
+func withIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// IdentityFrom returns the caller's identity, set by the server's
+// interceptors before any handler runs.
+func IdentityFrom(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(Identity)
+	return id, ok
+}
+
+// unixPeerInfo is the AuthInfo of a plaintext Unix-socket connection: the
+// kernel's SO_PEERCRED says who is on the other end, which no client can forge.
+type unixPeerInfo struct {
+	credentials.CommonAuthInfo
+	UID, GID uint32
+	PID      int32
+}
+
+func (unixPeerInfo) AuthType() string { return "unix-peer" }
+
+// plainInfo is the AuthInfo of a plaintext loopback TCP connection.
+type plainInfo struct{ credentials.CommonAuthInfo }
+
+func (plainInfo) AuthType() string { return "insecure-local" }
+
+// localCreds are the transport credentials of --insecure-local: plaintext on
+// loopback TCP (callers then authenticate with bearer tokens) and on Unix
+// sockets (callers are also identified by their uid). The listeners are
+// checked to be local before the server starts.
+type localCreds struct{}
+
+func (localCreds) ClientHandshake(_ context.Context, _ string, c net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return c, plainInfo{credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}, nil
+}
+
+func (localCreds) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	uc, ok := unwrapConn(c).(*net.UnixConn)
+	if !ok {
+		return c, plainInfo{credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}, nil
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return nil, nil, fmt.Errorf("unix peer credentials: %w", err)
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return nil, nil, fmt.Errorf("unix peer credentials: %w", err)
+	}
+	if credErr != nil {
+		return nil, nil, fmt.Errorf("unix peer credentials: %w", credErr)
+	}
+	return c, unixPeerInfo{
+		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity},
+		UID:            cred.Uid, GID: cred.Gid, PID: cred.Pid,
+	}, nil
+}
+
+func (localCreds) Info() credentials.ProtocolInfo {
+	return credentials.ProtocolInfo{SecurityProtocol: "insecure-local"}
+}
+func (c localCreds) Clone() credentials.TransportCredentials { return c }
+func (localCreds) OverrideServerName(string) error           { return nil }
