@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/triage-sh/triage/internal/config"
+	"github.com/triage-sh/triage/internal/procfs"
 	"github.com/triage-sh/triage/internal/version"
 	"github.com/triage-sh/triage/sidecar"
 )
@@ -53,6 +55,7 @@ loopback; point the CLI at the same DIR with triage --dev DIR.`,
 			if err != nil {
 				return usageError{err}
 			}
+			setMemoryLimit(log, opts.ProcRoot, opts.CgroupRoot)
 			srv, err := sidecar.New(sidecar.Config{Options: opts, Settings: settings, Logger: log})
 			if err != nil {
 				return err
@@ -78,4 +81,21 @@ loopback; point the CLI at the same DIR with triage --dev DIR.`,
 		return 1
 	}
 	return 0
+}
+
+// setMemoryLimit gives the sidecar's garbage collector its container's
+// memory limit (90% of memory.max) when GOMEMLIMIT is not set, so a burst is
+// collected before the kernel OOM-kills it. This is the advice explain's
+// gomemlimit-unset finding gives apps; the sidecar follows it itself.
+func setMemoryLimit(log *slog.Logger, procRoot, cgroupRoot string) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	cg, err := procfs.New(procRoot, cgroupRoot).Cgroup(os.Getpid())
+	if err != nil || cg.MemoryMax == 0 {
+		return
+	}
+	limit := int64(cg.MemoryMax / 10 * 9)
+	debug.SetMemoryLimit(limit)
+	log.Info("GOMEMLIMIT set from the cgroup memory limit", "limit_bytes", limit, "memory_max", cg.MemoryMax)
 }

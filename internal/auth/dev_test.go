@@ -79,10 +79,10 @@ func TestEnsureDev(t *testing.T) {
 	if id := IdentityFromCert(client); id != DevClientIdentity || client.Subject.CommonName != "dev-operator" {
 		t.Errorf("client identity %q, CN %q", id, client.Subject.CommonName)
 	}
-	if d := client.NotAfter.Sub(time.Now()); d < 89*24*time.Hour || d > 91*24*time.Hour {
+	if d := time.Until(client.NotAfter); d < 89*24*time.Hour || d > 91*24*time.Hour {
 		t.Errorf("client certificate valid for %v", d)
 	}
-	if d := ca.Cert.NotAfter.Sub(time.Now()); d < 364*24*time.Hour || d > 366*24*time.Hour {
+	if d := time.Until(ca.Cert.NotAfter); d < 364*24*time.Hour || d > 366*24*time.Hour {
 		t.Errorf("CA valid for %v", d)
 	}
 	server := parseCertPEM(t, first[f.ServerCert])
@@ -155,7 +155,7 @@ func TestEnsureDevRenewsLeaves(t *testing.T) {
 			t.Errorf("%s was not renewed", p)
 		}
 	}
-	if d := parseCertPEM(t, after[f.ServerCert]).NotAfter.Sub(time.Now()); d < 80*24*time.Hour {
+	if d := time.Until(parseCertPEM(t, after[f.ServerCert]).NotAfter); d < 80*24*time.Hour {
 		t.Errorf("renewed server certificate valid for %v", d)
 	}
 

@@ -236,7 +236,11 @@ func goMinor(v string) int {
 	if len(parts) < 2 || parts[0] != "1" {
 		return 0
 	}
-	n, _ := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	digits := parts[1]
+	if i := strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		digits = digits[:i] // "25rc1" -> "25"
+	}
+	n, _ := strconv.Atoi(digits)
 	return n
 }
 

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runBinary runs the sidecar's run() in a child process (it may log to
+// stderr and would serve forever on success) and returns its exit code and stderr.
+func runBinary(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestHelperProcess$", "--"}, args...)...)
+	cmd.Env = append(append(os.Environ(), "TRIAGE_SIDECAR_HELPER=1"), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), stderr.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, stderr.String()
+}
+
+func TestHelperProcess(t *testing.T) {
+	if os.Getenv("TRIAGE_SIDECAR_HELPER") != "1" {
+		t.Skip("helper process for the exit-code tests")
+	}
+	args := os.Args
+	for i, a := range args {
+		if a == "--" {
+			args = args[i+1:]
+			break
+		}
+	}
+	os.Exit(run(args))
+}
+
+func TestStartupErrors(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "triage.yaml")
+	os.WriteFile(cfg, []byte("addr: 127.0.0.1:0\ntls-certt: x\n"), 0o600)
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown flag", nil, []string{"--bogus"}, 2, "unknown flag: --bogus"},
+		{"bad duration", nil, []string{"--keepalive-time", "soon"}, 2, "keepalive-time"},
+		{"bad env", []string{"TRIAGE_MAX_INFLIGHT=many"}, nil, 2, `TRIAGE_MAX_INFLIGHT="many"`},
+		{"unknown config key", nil, []string{"--config", cfg}, 2, cfg + `:2: unknown key "tls-certt"`},
+		{"no TLS", nil, []string{"--addr", "127.0.0.1:0"}, 1, "no TLS certificate: pass --tls-cert"},
+		{"unreadable cert", nil, []string{"--addr", "127.0.0.1:0", "--tls-cert", "/nope/c.pem", "--tls-key", "/nope/k.pem", "--client-ca", "/nope/ca.pem"}, 1, "/nope/c.pem"},
+		{"plaintext off loopback", nil, []string{"--addr", "0.0.0.0:7070", "--insecure-local", "--tokens-file", "/x"}, 1, "only on loopback"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stderr := runBinary(t, tt.env, tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d and %q", code, stderr, tt.code, tt.want)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if !strings.HasPrefix(lines[len(lines)-1], "triage-sidecar: ") {
+				t.Fatalf("the error is not one 'triage-sidecar: ...' line: %q", stderr)
+			}
+		})
+	}
+}

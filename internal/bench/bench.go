@@ -1,0 +1,142 @@
+// Package bench holds the pieces of triage's benchmark harness (`make bench`)
+// that are worth testing on their own: percentiles, /proc/PID/status memory
+// figures and the README marker replacement. The harness itself is
+// ./report (RSS and latency of triage-sidecar against a bare grpc-go server,
+// ./floor); the in-process Go benchmarks are in bench_test.go.
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// README markers: the report replaces what lies between them.
+const (
+	MarkerStart = "<!-- bench:start -->"
+	MarkerEnd   = "<!-- bench:end -->"
+)
+
+// ErrNoMarkers is returned by ReplaceBetweenMarkers when doc lacks a marker.
+var ErrNoMarkers = errors.New("markers " + MarkerStart + " and " + MarkerEnd + " not found")
+
+// ReplaceBetweenMarkers returns doc with the text between MarkerStart and
+// MarkerEnd replaced by body (framed by newlines); the markers stay. It
+// returns ErrNoMarkers if either is missing, and an error if they are out of
+// order or repeated, so a hand-edited README is never mangled.
+func ReplaceBetweenMarkers(doc, body string) (string, error) {
+	i := strings.Index(doc, MarkerStart)
+	j := strings.Index(doc, MarkerEnd)
+	switch {
+	case i < 0 || j < 0:
+		return "", ErrNoMarkers
+	case j < i:
+		return "", fmt.Errorf("%s comes before %s", MarkerEnd, MarkerStart)
+	case strings.Count(doc, MarkerStart) > 1 || strings.Count(doc, MarkerEnd) > 1:
+		return "", fmt.Errorf("%s or %s appears more than once", MarkerStart, MarkerEnd)
+	}
+	body = strings.Trim(body, "\n")
+	var b strings.Builder
+	b.WriteString(doc[:i+len(MarkerStart)])
+	b.WriteString("\n")
+	if body != "" {
+		b.WriteString(body)
+		b.WriteString("\n")
+	}
+	b.WriteString(doc[j:])
+	return b.String(), nil
+}
+
+// Percentile returns the q-quantile (0 < q <= 1) of sorted by the
+// nearest-rank method: the smallest value with at least q of the values at
+// or below it. It returns 0 for an empty slice.
+func Percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(q * float64(len(sorted))))
+	rank = min(max(rank, 1), len(sorted))
+	return sorted[rank-1]
+}
+
+// Summary is the latency distribution of one run.
+type Summary struct {
+	Calls    int
+	P50, P99 time.Duration
+	Max      time.Duration
+	Wall     time.Duration
+}
+
+// Throughput is calls per second of wall time.
+func (s Summary) Throughput() float64 {
+	if s.Wall <= 0 {
+		return 0
+	}
+	return float64(s.Calls) / s.Wall.Seconds()
+}
+
+// Summarize sorts lat in place and summarizes it.
+func Summarize(lat []time.Duration, wall time.Duration) Summary {
+	slices.Sort(lat)
+	s := Summary{Calls: len(lat), Wall: wall, P50: Percentile(lat, 0.50), P99: Percentile(lat, 0.99)}
+	if len(lat) > 0 {
+		s.Max = lat[len(lat)-1]
+	}
+	return s
+}
+
+// Memory is a process's resident memory, from /proc/PID/status.
+type Memory struct {
+	RSS int64 // VmRSS, bytes
+	HWM int64 // VmHWM (peak RSS), bytes
+}
+
+// ReadMemory reads VmRSS and VmHWM of pid.
+func ReadMemory(pid int) (Memory, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return Memory{}, err
+	}
+	return ParseStatus(b)
+}
+
+// ParseStatus reads VmRSS and VmHWM out of a /proc/PID/status file.
+func ParseStatus(status []byte) (Memory, error) {
+	var m Memory
+	var seen int
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	for sc.Scan() {
+		key, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (key != "VmRSS" && key != "VmHWM") {
+			continue
+		}
+		f := strings.Fields(val)
+		if len(f) != 2 || f[1] != "kB" {
+			return Memory{}, fmt.Errorf("%s: unexpected value %q", key, val)
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return Memory{}, fmt.Errorf("%s: %w", key, err)
+		}
+		if key == "VmRSS" {
+			m.RSS = kb << 10
+		} else {
+			m.HWM = kb << 10
+		}
+		seen++
+	}
+	if seen != 2 {
+		return Memory{}, errors.New("VmRSS or VmHWM missing (is this a kernel thread or a zombie?)")
+	}
+	return m, nil
+}
+
+// MiB formats bytes as mebibytes with one decimal.
+func MiB(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
