@@ -6,10 +6,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
+
+	"go.uber.org/goleak"
 )
 
 // childEnv makes the test binary a child that holds until stdin closes.
@@ -21,29 +21,7 @@ func TestMain(m *testing.M) {
 		io.Copy(io.Discard, os.Stdin)
 		os.Exit(0)
 	}
-	base := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		code = checkLeaks(base)
-	}
-	os.Exit(code)
-}
-
-// checkLeaks waits for the goroutines the tests started to end and fails
-// when some remain. (go.uber.org/goleak's VerifyTestMain does this better;
-// it is not in go.mod yet.)
-func checkLeaks(base int) int {
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > base {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			fmt.Fprintf(os.Stderr, "leaked goroutines: %d at start, %d now\n%s\n", base, runtime.NumGoroutine(), buf)
-			return 1
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return 0
+	goleak.VerifyTestMain(m)
 }
 
 // quickExit stops a race-enabled child from sleeping a second at exit.
