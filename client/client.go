@@ -2,13 +2,14 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/triage-sh/triage/internal/version"
 	triagev1 "github.com/triage-sh/triage/proto/triage/v1"
@@ -174,7 +175,7 @@ func (c *Client) ListProcesses(ctx context.Context) (*triagev1.ListProcessesResp
 func (c *Client) GetProcess(ctx context.Context, pid int, includeSockets bool) (*triagev1.Process, error) {
 	op := fmt.Sprintf("get process %d", pid)
 	if int64(pid) != int64(int32(pid)) {
-		return nil, c.wrap(op, errors.New("pid out of range"))
+		return nil, c.wrap(op, status.Errorf(codes.InvalidArgument, "pid %d is out of range: a pid fits in 32 bits; list pids with `triage proc`", pid))
 	}
 	ctx, cancel := c.call(ctx)
 	defer cancel()

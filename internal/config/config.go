@@ -112,7 +112,10 @@ func Resolve(fs *pflag.FlagSet, o Options) ([]Value, error) {
 			}
 			v.Source, v.Origin = triagev1.Source_SOURCE_FILE, fmt.Sprintf("%s:%d", o.File, fv.line)
 		}
-		v.Value, _ = redact.Value(f.Name, f.Value.String())
+		v.Value = f.Value.String()
+		if isSecret(f) && v.Value != "" {
+			v.Value = redact.Redacted
+		}
 		out = append(out, v)
 	})
 	if firstErr != nil {
@@ -122,10 +125,22 @@ func Resolve(fs *pflag.FlagSet, o Options) ([]Value, error) {
 	return out, nil
 }
 
+// secretAnnotation marks a flag whose value is itself a secret (not a path to one).
+const secretAnnotation = "triage.secret"
+
+// MarkSecret marks flag name as holding a secret value: explain shows it as
+// [redacted]. Paths to secret files (--tls-key, --tokens-file) are not
+// secrets themselves and stay visible, since knowing which file is in use is
+// what an incident needs.
+func MarkSecret(fs *pflag.FlagSet, name string) error {
+	return fs.SetAnnotation(name, secretAnnotation, []string{"true"})
+}
+
+func isSecret(f *pflag.Flag) bool { return len(f.Annotations[secretAnnotation]) > 0 }
+
 // Override records that a program changed a setting after Resolve (for
 // instance development mode filling in certificate paths).
 func Override(values []Value, name, value string, src triagev1.Source, origin string) []Value {
-	value, _ = redact.Value(name, value)
 	for i := range values {
 		if values[i].Name == name {
 			values[i].Value, values[i].Source, values[i].Origin = value, src, origin

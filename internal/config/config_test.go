@@ -18,6 +18,10 @@ func newFlags() (*pflag.FlagSet, *string, *int, *time.Duration, *string) {
 	n := fs.Int("max-streams", 64, "")
 	d := fs.Duration("keepalive", time.Second, "")
 	tok := fs.String("api-token", "", "")
+	if err := MarkSecret(fs, "api-token"); err != nil {
+		panic(err)
+	}
+	fs.String("tls-key", "", "")
 	fs.String("config", "", "")
 	return fs, addr, n, d, tok
 }
@@ -27,7 +31,7 @@ func TestResolvePrecedence(t *testing.T) {
 	file := filepath.Join(dir, "c.yaml")
 	os.WriteFile(file, []byte("# comment\naddr: 0.0.0.0:1\nmax-streams: 5\nkeepalive: 3s\n"), 0o600)
 	fs, addr, n, d, tok := newFlags()
-	if err := fs.Parse([]string{"--addr", "127.0.0.1:9"}); err != nil {
+	if err := fs.Parse([]string{"--addr", "127.0.0.1:9", "--tls-key", "/etc/triage/key.pem"}); err != nil {
 		t.Fatal(err)
 	}
 	vals, err := Resolve(fs, Options{EnvPrefix: "TRIAGE_", Environ: []string{"TRIAGE_MAX_STREAMS=7", "TRIAGE_API_TOKEN=s3cret"}, File: file, Skip: []string{"config"}})
@@ -42,6 +46,7 @@ func TestResolvePrecedence(t *testing.T) {
 		"max-streams": {Value: "7", Source: triagev1.Source_SOURCE_ENV, Origin: "TRIAGE_MAX_STREAMS"},
 		"keepalive":   {Value: "3s", Source: triagev1.Source_SOURCE_FILE, Origin: file + ":4"},
 		"api-token":   {Value: "[redacted]", Source: triagev1.Source_SOURCE_ENV, Origin: "TRIAGE_API_TOKEN"},
+		"tls-key":     {Value: "/etc/triage/key.pem", Source: triagev1.Source_SOURCE_FLAG, Origin: "--tls-key"},
 	}
 	if len(vals) != len(want) {
 		t.Fatalf("got %d values, want %d: %+v", len(vals), len(want), vals)
