@@ -19,7 +19,12 @@ func TestParseStat(t *testing.T) {
 		{
 			name: "plain",
 			in:   "42 (sleep) S 1 42 42 0 -1 4194304 90 0 0 0 7 3 0 0 20 0 1 0 9876 8192 200" + tail,
-			want: Stat{PID: 42, Comm: "sleep", State: 'S', PPID: 1, UTime: 7, STime: 3, NumThreads: 1, StartTicks: 9876},
+			want: Stat{PID: 42, Comm: "sleep", State: 'S', PPID: 1, UTime: 7, STime: 3, NumThreads: 1, StartTicks: 9876, Flags: 4194304},
+		},
+		{
+			name: "kernel thread",
+			in:   "3 (kworker/0:1-events) I 2 0 0 0 -1 69238880 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0" + tail,
+			want: Stat{PID: 3, Comm: "kworker/0:1-events", State: 'I', PPID: 2, NumThreads: 1, StartTicks: 100, Flags: 69238880},
 		},
 		{
 			name: "comm with spaces and parentheses",
@@ -43,6 +48,9 @@ func TestParseStat(t *testing.T) {
 			got, err := ParseStat(tt.in)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("ParseStat() error = %v, wantErr %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && got.KernelThread() != (tt.name == "kernel thread") {
+				t.Errorf("KernelThread() = %v for %q", got.KernelThread(), tt.in)
 			}
 			if !tt.wantErr && got != tt.want {
 				t.Errorf("ParseStat() = %+v, want %+v", got, tt.want)

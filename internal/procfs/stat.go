@@ -30,7 +30,16 @@ type Stat struct {
 	NumThreads int
 	// StartTicks is the start time after boot, in clock ticks.
 	StartTicks uint64
+	// Flags are the kernel's PF_* flags of the task.
+	Flags uint64
 }
+
+// pfKthread is the kernel's PF_KTHREAD flag: the task is a kernel thread.
+const pfKthread = 0x00200000
+
+// KernelThread reports whether the process is a kernel thread (no user
+// space: no cmdline, executable or fds worth reading).
+func (s Stat) KernelThread() bool { return s.Flags&pfKthread != 0 }
 
 // CPUUser is the user CPU time.
 func (s Stat) CPUUser() time.Duration { return ticks(s.UTime) }
@@ -98,7 +107,7 @@ func ParseStat(data string) (Stat, error) {
 		idx int
 		dst any
 	}{
-		{1, &s.PPID}, {11, &s.UTime}, {12, &s.STime}, {17, &s.NumThreads}, {19, &s.StartTicks},
+		{1, &s.PPID}, {6, &s.Flags}, {11, &s.UTime}, {12, &s.STime}, {17, &s.NumThreads}, {19, &s.StartTicks},
 	}
 	for _, f := range fields {
 		switch dst := f.dst.(type) {

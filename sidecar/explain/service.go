@@ -65,7 +65,7 @@ func (s *server) Explain(ctx context.Context, _ *triagev1.ExplainRequest) (*tria
 		Certificates: s.info.Certificates(),
 	}
 	facts := &Facts{Now: now, Certificates: resp.Certificates, Self: s.runtime()}
-	list, err := s.procs.List()
+	list, _, err := s.procs.List()
 	if err == nil {
 		resp.Processes = list
 		facts.Processes = s.inspect(ctx, list)

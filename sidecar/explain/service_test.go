@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/triage-sh/triage/sidecar/capability"
 	triagev1 "github.com/triage-sh/triage/proto/triage/v1"
+	"github.com/triage-sh/triage/sidecar/capability"
 )
 
 type fakeInfo struct{ certs []*triagev1.Certificate }

@@ -97,13 +97,14 @@ func (in *Inspector) Get(pid int, includeSockets bool) (*triagev1.Process, error
 	return out, nil
 }
 
-// List summarises every visible process, ordered by pid. A process that
-// exits or cannot be read while listing is left out; only an unreadable
-// proc root fails the list.
-func (in *Inspector) List() ([]*triagev1.ProcessSummary, error) {
+// List summarises every visible user-space process, ordered by pid, and
+// counts the kernel threads it left out (seen only in the host's PID
+// namespace). A process that exits or cannot be read while listing is left
+// out; only an unreadable proc root fails the list.
+func (in *Inspector) List() (procs []*triagev1.ProcessSummary, kernelThreads int, err error) {
 	pids, err := in.fs.PIDs()
 	if err != nil {
-		return nil, fmt.Errorf("list processes: %w", err)
+		return nil, 0, fmt.Errorf("list processes: %w", err)
 	}
 	boot, err := in.fs.BootTime()
 	if err != nil {
@@ -116,6 +117,10 @@ func (in *Inspector) List() ([]*triagev1.ProcessSummary, error) {
 		s, err := in.fs.Summary(pid, boot)
 		if err != nil {
 			continue // exited, or its stat is unreadable
+		}
+		if s.Stat.KernelThread() {
+			kernelThreads++
+			continue
 		}
 		ps := &triagev1.ProcessSummary{
 			Pid:      int32(s.PID),
@@ -134,7 +139,7 @@ func (in *Inspector) List() ([]*triagev1.ProcessSummary, error) {
 		out = append(out, ps)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Pid < out[j].Pid })
-	return out, nil
+	return out, kernelThreads, nil
 }
 
 // IsNotFound reports whether err says the process does not exist.

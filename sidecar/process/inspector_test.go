@@ -33,6 +33,7 @@ func fakeRoots(t *testing.T) (proc, cg string) {
 		"proc/7/stat":                "7 (worker) R 1234 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 200 0 0\n",
 		"proc/7/cmdline":             "worker\x00",
 		"proc/99/stat":               "garbage\n",
+		"proc/3/stat":                "3 (kworker/0:1) I 2 0 0 0 -1 69238880 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0\n",
 		"cgroup/cgroup.controllers":  "cpu memory pids\n",
 		"cgroup/app/memory.current":  "1000\n",
 		"cgroup/app/memory.max":      "4000\n",
@@ -182,13 +183,13 @@ func TestInspectorListFake(t *testing.T) {
 	proc, cg := fakeRoots(t)
 	in := NewInspector(proc, cg)
 	fixedClock(in)
-	list, err := in.List()
+	list, kthreads, err := in.List()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 99 is left out: its stat does not parse.
-	if len(list) != 2 {
-		t.Fatalf("List() = %v, want pids 7 and 1234", list)
+	// 99 is left out: its stat does not parse; 3 is a kernel thread (PF_KTHREAD in its flags).
+	if len(list) != 2 || kthreads != 1 {
+		t.Fatalf("List() = %v, %d kernel threads; want pids 7 and 1234 and 1 kernel thread", list, kthreads)
 	}
 	w, app := list[0], list[1]
 	if w.Pid != 7 || w.Self || w.Fds != -1 || w.Command != "worker" || w.State != "R (running)" || w.Ppid != 1234 ||
@@ -198,7 +199,7 @@ func TestInspectorListFake(t *testing.T) {
 	if app.Pid != 1234 || !app.Self || app.Fds != 6 || app.RssBytes != 1<<20 || app.Threads != 3 || len(app.Cmdline) != 2 {
 		t.Errorf("list[1] = %v", app)
 	}
-	if _, err := NewInspector(filepath.Join(t.TempDir(), "none"), "").List(); err == nil {
+	if _, _, err := NewInspector(filepath.Join(t.TempDir(), "none"), "").List(); err == nil {
 		t.Error("List() on a missing proc root succeeded")
 	}
 }
@@ -225,7 +226,7 @@ func TestInspectorLive(t *testing.T) {
 		t.Errorf("PLAIN_SETTING = %v, want visible", v)
 	}
 
-	list, err := in.List()
+	list, _, err := in.List()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,11 +47,11 @@ type server struct {
 
 // ListProcesses summarises every visible process.
 func (s *server) ListProcesses(_ context.Context, _ *triagev1.ListProcessesRequest) (*triagev1.ListProcessesResponse, error) {
-	procs, err := s.in.List()
+	procs, kthreads, err := s.in.List()
 	if err != nil {
 		return nil, err // uncoded: the server's interceptor makes it Internal
 	}
-	return &triagev1.ListProcessesResponse{Processes: procs, SelfPid: int32(s.in.SelfPID())}, nil
+	return &triagev1.ListProcessesResponse{Processes: procs, SelfPid: int32(s.in.SelfPID()), KernelThreads: int32(kthreads)}, nil
 }
 
 // GetProcess returns everything known about one process.

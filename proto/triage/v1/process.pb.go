@@ -66,7 +66,10 @@ type ListProcessesResponse struct {
 	// processes are ordered by pid.
 	Processes []*ProcessSummary `protobuf:"bytes,1,rep,name=processes,proto3" json:"processes,omitempty"`
 	// self_pid is the sidecar's own pid.
-	SelfPid       int32 `protobuf:"varint,2,opt,name=self_pid,json=selfPid,proto3" json:"self_pid,omitempty"`
+	SelfPid int32 `protobuf:"varint,2,opt,name=self_pid,json=selfPid,proto3" json:"self_pid,omitempty"`
+	// kernel_threads is how many kernel threads were left out of the list
+	// (seen only when the sidecar shares the host's PID namespace).
+	KernelThreads int32 `protobuf:"varint,3,opt,name=kernel_threads,json=kernelThreads,proto3" json:"kernel_threads,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -111,6 +114,13 @@ func (x *ListProcessesResponse) GetProcesses() []*ProcessSummary {
 func (x *ListProcessesResponse) GetSelfPid() int32 {
 	if x != nil {
 		return x.SelfPid
+	}
+	return 0
+}
+
+func (x *ListProcessesResponse) GetKernelThreads() int32 {
+	if x != nil {
+		return x.KernelThreads
 	}
 	return 0
 }
@@ -1387,10 +1397,11 @@ var File_triage_v1_process_proto protoreflect.FileDescriptor
 const file_triage_v1_process_proto_rawDesc = "" +
 	"\n" +
 	"\x17triage/v1/process.proto\x12\ttriage.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1atriage/v1/permission.proto\"\x16\n" +
-	"\x14ListProcessesRequest\"k\n" +
+	"\x14ListProcessesRequest\"\x92\x01\n" +
 	"\x15ListProcessesResponse\x127\n" +
 	"\tprocesses\x18\x01 \x03(\v2\x19.triage.v1.ProcessSummaryR\tprocesses\x12\x19\n" +
-	"\bself_pid\x18\x02 \x01(\x05R\aselfPid\"\x90\x02\n" +
+	"\bself_pid\x18\x02 \x01(\x05R\aselfPid\x12%\n" +
+	"\x0ekernel_threads\x18\x03 \x01(\x05R\rkernelThreads\"\x90\x02\n" +
 	"\x0eProcessSummary\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\x05R\x03pid\x12\x12\n" +
 	"\x04ppid\x18\x02 \x01(\x05R\x04ppid\x12\x18\n" +

@@ -42,7 +42,7 @@ func TestGolden(t *testing.T) {
 			return Explain(b, &triagev1.ExplainResponse{Build: &triagev1.Build{Version: "devel"}}, fixtureNow, Style{})
 		}},
 		{"proc_list", func(b *bytes.Buffer) error {
-			return Processes(b, &triagev1.ListProcessesResponse{Processes: fixtureSummaries(), SelfPid: 31}, Style{})
+			return Processes(b, &triagev1.ListProcessesResponse{Processes: fixtureSummaries(), SelfPid: 31, KernelThreads: 52}, Style{})
 		}},
 		{"proc_detail", func(b *bytes.Buffer) error { return Process(b, fixtureProcess(), ProcessOptions{}, Style{}) }},
 		{"proc_detail_deps_sockets", func(b *bytes.Buffer) error {

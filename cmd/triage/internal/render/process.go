@@ -23,6 +23,9 @@ func Processes(w io.Writer, r *triagev1.ListProcessesResponse, st Style) error {
 		return ew.err
 	}
 	processTable(r.GetProcesses()).Indent("").Write(ew, st)
+	if n := r.GetKernelThreads(); n > 0 {
+		fmt.Fprintf(ew, "(%d kernel threads not shown: the sidecar shares the host's PID namespace)\n", n)
+	}
 	return ew.err
 }
 
