@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -177,7 +176,7 @@ func certInfo(role, path string, c *x509.Certificate) CertInfo {
 		SANs:      SANs(c),
 		NotBefore: c.NotBefore,
 		NotAfter:  c.NotAfter,
-		Serial:    hex.EncodeToString(c.SerialNumber.Bytes()),
+		Serial:    c.SerialNumber.Text(16),
 		IsCA:      c.IsCA,
 	}
 }
