@@ -9,6 +9,7 @@ package triagev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -201,7 +202,9 @@ type ExplainResponse struct {
 	// processes are the visible processes.
 	Processes []*ProcessSummary `protobuf:"bytes,8,rep,name=processes,proto3" json:"processes,omitempty"`
 	// findings are known failure shapes found, most severe first.
-	Findings      []*Finding `protobuf:"bytes,9,rep,name=findings,proto3" json:"findings,omitempty"`
+	Findings []*Finding `protobuf:"bytes,9,rep,name=findings,proto3" json:"findings,omitempty"`
+	// app is what the app's agent (or gops) says about it, when one is configured.
+	App           *App `protobuf:"bytes,10,opt,name=app,proto3" json:"app,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -299,6 +302,213 @@ func (x *ExplainResponse) GetFindings() []*Finding {
 	return nil
 }
 
+func (x *ExplainResponse) GetApp() *App {
+	if x != nil {
+		return x.App
+	}
+	return nil
+}
+
+// App is the app as its in-process agent sees it.
+type App struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source is "agent" or "gops".
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// address is the agent's socket or the gops address.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// reachable is false when the agent did not answer; reason says why.
+	Reachable bool `protobuf:"varint,3,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	// reason says why the app is unreachable, and what to do.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// pid is the app's pid in its own namespace.
+	Pid int32 `protobuf:"varint,5,opt,name=pid,proto3" json:"pid,omitempty"`
+	// go_version is the app's Go version.
+	GoVersion string `protobuf:"bytes,6,opt,name=go_version,json=goVersion,proto3" json:"go_version,omitempty"`
+	// build is the app's main module and dependencies.
+	Build *GoBuild `protobuf:"bytes,7,opt,name=build,proto3" json:"build,omitempty"`
+	// uptime is how long the app has run.
+	Uptime *durationpb.Duration `protobuf:"bytes,8,opt,name=uptime,proto3" json:"uptime,omitempty"`
+	// config is what the app registered as its configuration, redacted.
+	Config []*RegisteredValue `protobuf:"bytes,9,rep,name=config,proto3" json:"config,omitempty"`
+	// state is what the app registered as state snapshots, redacted.
+	State []*RegisteredValue `protobuf:"bytes,10,rep,name=state,proto3" json:"state,omitempty"`
+	// agent_version is the triage agent's version.
+	AgentVersion  string `protobuf:"bytes,11,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *App) Reset() {
+	*x = App{}
+	mi := &file_triage_v1_explain_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *App) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*App) ProtoMessage() {}
+
+func (x *App) ProtoReflect() protoreflect.Message {
+	mi := &file_triage_v1_explain_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use App.ProtoReflect.Descriptor instead.
+func (*App) Descriptor() ([]byte, []int) {
+	return file_triage_v1_explain_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *App) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *App) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *App) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+func (x *App) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *App) GetPid() int32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *App) GetGoVersion() string {
+	if x != nil {
+		return x.GoVersion
+	}
+	return ""
+}
+
+func (x *App) GetBuild() *GoBuild {
+	if x != nil {
+		return x.Build
+	}
+	return nil
+}
+
+func (x *App) GetUptime() *durationpb.Duration {
+	if x != nil {
+		return x.Uptime
+	}
+	return nil
+}
+
+func (x *App) GetConfig() []*RegisteredValue {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *App) GetState() []*RegisteredValue {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *App) GetAgentVersion() string {
+	if x != nil {
+		return x.AgentVersion
+	}
+	return ""
+}
+
+// RegisteredValue is one value an app registered with the agent.
+type RegisteredValue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the registered name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// json is the value as JSON, secrets redacted.
+	Json string `protobuf:"bytes,2,opt,name=json,proto3" json:"json,omitempty"`
+	// error is set when the app's callback failed.
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisteredValue) Reset() {
+	*x = RegisteredValue{}
+	mi := &file_triage_v1_explain_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisteredValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisteredValue) ProtoMessage() {}
+
+func (x *RegisteredValue) ProtoReflect() protoreflect.Message {
+	mi := &file_triage_v1_explain_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisteredValue.ProtoReflect.Descriptor instead.
+func (*RegisteredValue) Descriptor() ([]byte, []int) {
+	return file_triage_v1_explain_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RegisteredValue) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RegisteredValue) GetJson() string {
+	if x != nil {
+		return x.Json
+	}
+	return ""
+}
+
+func (x *RegisteredValue) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 // GetVersionRequest has no parameters.
 type GetVersionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -308,7 +518,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_triage_v1_explain_proto_msgTypes[2]
+	mi := &file_triage_v1_explain_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +530,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_triage_v1_explain_proto_msgTypes[2]
+	mi := &file_triage_v1_explain_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +543,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_triage_v1_explain_proto_rawDescGZIP(), []int{2}
+	return file_triage_v1_explain_proto_rawDescGZIP(), []int{4}
 }
 
 // GetVersionResponse carries the sidecar's build.
@@ -347,7 +557,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_triage_v1_explain_proto_msgTypes[3]
+	mi := &file_triage_v1_explain_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -359,7 +569,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_triage_v1_explain_proto_msgTypes[3]
+	mi := &file_triage_v1_explain_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -372,7 +582,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_triage_v1_explain_proto_rawDescGZIP(), []int{3}
+	return file_triage_v1_explain_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetVersionResponse) GetBuild() *Build {
@@ -401,7 +611,7 @@ type Build struct {
 
 func (x *Build) Reset() {
 	*x = Build{}
-	mi := &file_triage_v1_explain_proto_msgTypes[4]
+	mi := &file_triage_v1_explain_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -413,7 +623,7 @@ func (x *Build) String() string {
 func (*Build) ProtoMessage() {}
 
 func (x *Build) ProtoReflect() protoreflect.Message {
-	mi := &file_triage_v1_explain_proto_msgTypes[4]
+	mi := &file_triage_v1_explain_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -426,7 +636,7 @@ func (x *Build) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Build.ProtoReflect.Descriptor instead.
 func (*Build) Descriptor() ([]byte, []int) {
-	return file_triage_v1_explain_proto_rawDescGZIP(), []int{4}
+	return file_triage_v1_explain_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Build) GetVersion() string {
@@ -481,7 +691,7 @@ type Setting struct {
 
 func (x *Setting) Reset() {
 	*x = Setting{}
-	mi := &file_triage_v1_explain_proto_msgTypes[5]
+	mi := &file_triage_v1_explain_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +703,7 @@ func (x *Setting) String() string {
 func (*Setting) ProtoMessage() {}
 
 func (x *Setting) ProtoReflect() protoreflect.Message {
-	mi := &file_triage_v1_explain_proto_msgTypes[5]
+	mi := &file_triage_v1_explain_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +716,7 @@ func (x *Setting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Setting.ProtoReflect.Descriptor instead.
 func (*Setting) Descriptor() ([]byte, []int) {
-	return file_triage_v1_explain_proto_rawDescGZIP(), []int{5}
+	return file_triage_v1_explain_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Setting) GetName() string {
@@ -554,7 +764,7 @@ type Auth struct {
 
 func (x *Auth) Reset() {
 	*x = Auth{}
-	mi := &file_triage_v1_explain_proto_msgTypes[6]
+	mi := &file_triage_v1_explain_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -566,7 +776,7 @@ func (x *Auth) String() string {
 func (*Auth) ProtoMessage() {}
 
 func (x *Auth) ProtoReflect() protoreflect.Message {
-	mi := &file_triage_v1_explain_proto_msgTypes[6]
+	mi := &file_triage_v1_explain_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -579,7 +789,7 @@ func (x *Auth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Auth.ProtoReflect.Descriptor instead.
 func (*Auth) Descriptor() ([]byte, []int) {
-	return file_triage_v1_explain_proto_rawDescGZIP(), []int{6}
+	return file_triage_v1_explain_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Auth) GetModes() []string {
@@ -627,7 +837,7 @@ type Identity struct {
 
 func (x *Identity) Reset() {
 	*x = Identity{}
-	mi := &file_triage_v1_explain_proto_msgTypes[7]
+	mi := &file_triage_v1_explain_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +849,7 @@ func (x *Identity) String() string {
 func (*Identity) ProtoMessage() {}
 
 func (x *Identity) ProtoReflect() protoreflect.Message {
-	mi := &file_triage_v1_explain_proto_msgTypes[7]
+	mi := &file_triage_v1_explain_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +862,7 @@ func (x *Identity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Identity.ProtoReflect.Descriptor instead.
 func (*Identity) Descriptor() ([]byte, []int) {
-	return file_triage_v1_explain_proto_rawDescGZIP(), []int{7}
+	return file_triage_v1_explain_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Identity) GetName() string {
@@ -700,7 +910,7 @@ type Capability struct {
 
 func (x *Capability) Reset() {
 	*x = Capability{}
-	mi := &file_triage_v1_explain_proto_msgTypes[8]
+	mi := &file_triage_v1_explain_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +922,7 @@ func (x *Capability) String() string {
 func (*Capability) ProtoMessage() {}
 
 func (x *Capability) ProtoReflect() protoreflect.Message {
-	mi := &file_triage_v1_explain_proto_msgTypes[8]
+	mi := &file_triage_v1_explain_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +935,7 @@ func (x *Capability) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capability.ProtoReflect.Descriptor instead.
 func (*Capability) Descriptor() ([]byte, []int) {
-	return file_triage_v1_explain_proto_rawDescGZIP(), []int{8}
+	return file_triage_v1_explain_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Capability) GetName() string {
@@ -781,7 +991,7 @@ type Certificate struct {
 
 func (x *Certificate) Reset() {
 	*x = Certificate{}
-	mi := &file_triage_v1_explain_proto_msgTypes[9]
+	mi := &file_triage_v1_explain_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +1003,7 @@ func (x *Certificate) String() string {
 func (*Certificate) ProtoMessage() {}
 
 func (x *Certificate) ProtoReflect() protoreflect.Message {
-	mi := &file_triage_v1_explain_proto_msgTypes[9]
+	mi := &file_triage_v1_explain_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +1016,7 @@ func (x *Certificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
 func (*Certificate) Descriptor() ([]byte, []int) {
-	return file_triage_v1_explain_proto_rawDescGZIP(), []int{9}
+	return file_triage_v1_explain_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Certificate) GetRole() string {
@@ -886,7 +1096,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_triage_v1_explain_proto_msgTypes[10]
+	mi := &file_triage_v1_explain_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -898,7 +1108,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_triage_v1_explain_proto_msgTypes[10]
+	mi := &file_triage_v1_explain_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -911,7 +1121,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_triage_v1_explain_proto_rawDescGZIP(), []int{10}
+	return file_triage_v1_explain_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Finding) GetSeverity() Severity {
@@ -960,8 +1170,8 @@ var File_triage_v1_explain_proto protoreflect.FileDescriptor
 
 const file_triage_v1_explain_proto_rawDesc = "" +
 	"\n" +
-	"\x17triage/v1/explain.proto\x12\ttriage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1atriage/v1/permission.proto\x1a\x17triage/v1/process.proto\"\x10\n" +
-	"\x0eExplainRequest\"\xba\x03\n" +
+	"\x17triage/v1/explain.proto\x12\ttriage.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1atriage/v1/permission.proto\x1a\x17triage/v1/process.proto\"\x10\n" +
+	"\x0eExplainRequest\"\xdc\x03\n" +
 	"\x0fExplainResponse\x12&\n" +
 	"\x05build\x18\x01 \x01(\v2\x10.triage.v1.BuildR\x05build\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1a\n" +
@@ -971,7 +1181,27 @@ const file_triage_v1_explain_proto_rawDesc = "" +
 	"\fcapabilities\x18\x06 \x03(\v2\x15.triage.v1.CapabilityR\fcapabilities\x12:\n" +
 	"\fcertificates\x18\a \x03(\v2\x16.triage.v1.CertificateR\fcertificates\x127\n" +
 	"\tprocesses\x18\b \x03(\v2\x19.triage.v1.ProcessSummaryR\tprocesses\x12.\n" +
-	"\bfindings\x18\t \x03(\v2\x12.triage.v1.FindingR\bfindings\"\x13\n" +
+	"\bfindings\x18\t \x03(\v2\x12.triage.v1.FindingR\bfindings\x12 \n" +
+	"\x03app\x18\n" +
+	" \x01(\v2\x0e.triage.v1.AppR\x03app\"\x86\x03\n" +
+	"\x03App\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1c\n" +
+	"\treachable\x18\x03 \x01(\bR\treachable\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x10\n" +
+	"\x03pid\x18\x05 \x01(\x05R\x03pid\x12\x1d\n" +
+	"\n" +
+	"go_version\x18\x06 \x01(\tR\tgoVersion\x12(\n" +
+	"\x05build\x18\a \x01(\v2\x12.triage.v1.GoBuildR\x05build\x121\n" +
+	"\x06uptime\x18\b \x01(\v2\x19.google.protobuf.DurationR\x06uptime\x122\n" +
+	"\x06config\x18\t \x03(\v2\x1a.triage.v1.RegisteredValueR\x06config\x120\n" +
+	"\x05state\x18\n" +
+	" \x03(\v2\x1a.triage.v1.RegisteredValueR\x05state\x12#\n" +
+	"\ragent_version\x18\v \x01(\tR\fagentVersion\"O\n" +
+	"\x0fRegisteredValue\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04json\x18\x02 \x01(\tR\x04json\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\x13\n" +
 	"\x11GetVersionRequest\"<\n" +
 	"\x12GetVersionResponse\x12&\n" +
 	"\x05build\x18\x01 \x01(\v2\x10.triage.v1.BuildR\x05build\"\xae\x01\n" +
@@ -1053,51 +1283,60 @@ func file_triage_v1_explain_proto_rawDescGZIP() []byte {
 }
 
 var file_triage_v1_explain_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_triage_v1_explain_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_triage_v1_explain_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_triage_v1_explain_proto_goTypes = []any{
 	(Source)(0),                   // 0: triage.v1.Source
 	(Severity)(0),                 // 1: triage.v1.Severity
 	(*ExplainRequest)(nil),        // 2: triage.v1.ExplainRequest
 	(*ExplainResponse)(nil),       // 3: triage.v1.ExplainResponse
-	(*GetVersionRequest)(nil),     // 4: triage.v1.GetVersionRequest
-	(*GetVersionResponse)(nil),    // 5: triage.v1.GetVersionResponse
-	(*Build)(nil),                 // 6: triage.v1.Build
-	(*Setting)(nil),               // 7: triage.v1.Setting
-	(*Auth)(nil),                  // 8: triage.v1.Auth
-	(*Identity)(nil),              // 9: triage.v1.Identity
-	(*Capability)(nil),            // 10: triage.v1.Capability
-	(*Certificate)(nil),           // 11: triage.v1.Certificate
-	(*Finding)(nil),               // 12: triage.v1.Finding
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*ProcessSummary)(nil),        // 14: triage.v1.ProcessSummary
-	(Permission)(0),               // 15: triage.v1.Permission
+	(*App)(nil),                   // 4: triage.v1.App
+	(*RegisteredValue)(nil),       // 5: triage.v1.RegisteredValue
+	(*GetVersionRequest)(nil),     // 6: triage.v1.GetVersionRequest
+	(*GetVersionResponse)(nil),    // 7: triage.v1.GetVersionResponse
+	(*Build)(nil),                 // 8: triage.v1.Build
+	(*Setting)(nil),               // 9: triage.v1.Setting
+	(*Auth)(nil),                  // 10: triage.v1.Auth
+	(*Identity)(nil),              // 11: triage.v1.Identity
+	(*Capability)(nil),            // 12: triage.v1.Capability
+	(*Certificate)(nil),           // 13: triage.v1.Certificate
+	(*Finding)(nil),               // 14: triage.v1.Finding
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*ProcessSummary)(nil),        // 16: triage.v1.ProcessSummary
+	(*GoBuild)(nil),               // 17: triage.v1.GoBuild
+	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
+	(Permission)(0),               // 19: triage.v1.Permission
 }
 var file_triage_v1_explain_proto_depIdxs = []int32{
-	6,  // 0: triage.v1.ExplainResponse.build:type_name -> triage.v1.Build
-	13, // 1: triage.v1.ExplainResponse.time:type_name -> google.protobuf.Timestamp
-	7,  // 2: triage.v1.ExplainResponse.settings:type_name -> triage.v1.Setting
-	8,  // 3: triage.v1.ExplainResponse.auth:type_name -> triage.v1.Auth
-	10, // 4: triage.v1.ExplainResponse.capabilities:type_name -> triage.v1.Capability
-	11, // 5: triage.v1.ExplainResponse.certificates:type_name -> triage.v1.Certificate
-	14, // 6: triage.v1.ExplainResponse.processes:type_name -> triage.v1.ProcessSummary
-	12, // 7: triage.v1.ExplainResponse.findings:type_name -> triage.v1.Finding
-	6,  // 8: triage.v1.GetVersionResponse.build:type_name -> triage.v1.Build
-	13, // 9: triage.v1.Build.started:type_name -> google.protobuf.Timestamp
-	0,  // 10: triage.v1.Setting.source:type_name -> triage.v1.Source
-	9,  // 11: triage.v1.Auth.caller:type_name -> triage.v1.Identity
-	15, // 12: triage.v1.Identity.permissions:type_name -> triage.v1.Permission
-	13, // 13: triage.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
-	13, // 14: triage.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
-	1,  // 15: triage.v1.Finding.severity:type_name -> triage.v1.Severity
-	2,  // 16: triage.v1.ExplainService.Explain:input_type -> triage.v1.ExplainRequest
-	4,  // 17: triage.v1.ExplainService.GetVersion:input_type -> triage.v1.GetVersionRequest
-	3,  // 18: triage.v1.ExplainService.Explain:output_type -> triage.v1.ExplainResponse
-	5,  // 19: triage.v1.ExplainService.GetVersion:output_type -> triage.v1.GetVersionResponse
-	18, // [18:20] is the sub-list for method output_type
-	16, // [16:18] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	8,  // 0: triage.v1.ExplainResponse.build:type_name -> triage.v1.Build
+	15, // 1: triage.v1.ExplainResponse.time:type_name -> google.protobuf.Timestamp
+	9,  // 2: triage.v1.ExplainResponse.settings:type_name -> triage.v1.Setting
+	10, // 3: triage.v1.ExplainResponse.auth:type_name -> triage.v1.Auth
+	12, // 4: triage.v1.ExplainResponse.capabilities:type_name -> triage.v1.Capability
+	13, // 5: triage.v1.ExplainResponse.certificates:type_name -> triage.v1.Certificate
+	16, // 6: triage.v1.ExplainResponse.processes:type_name -> triage.v1.ProcessSummary
+	14, // 7: triage.v1.ExplainResponse.findings:type_name -> triage.v1.Finding
+	4,  // 8: triage.v1.ExplainResponse.app:type_name -> triage.v1.App
+	17, // 9: triage.v1.App.build:type_name -> triage.v1.GoBuild
+	18, // 10: triage.v1.App.uptime:type_name -> google.protobuf.Duration
+	5,  // 11: triage.v1.App.config:type_name -> triage.v1.RegisteredValue
+	5,  // 12: triage.v1.App.state:type_name -> triage.v1.RegisteredValue
+	8,  // 13: triage.v1.GetVersionResponse.build:type_name -> triage.v1.Build
+	15, // 14: triage.v1.Build.started:type_name -> google.protobuf.Timestamp
+	0,  // 15: triage.v1.Setting.source:type_name -> triage.v1.Source
+	11, // 16: triage.v1.Auth.caller:type_name -> triage.v1.Identity
+	19, // 17: triage.v1.Identity.permissions:type_name -> triage.v1.Permission
+	15, // 18: triage.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
+	15, // 19: triage.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	1,  // 20: triage.v1.Finding.severity:type_name -> triage.v1.Severity
+	2,  // 21: triage.v1.ExplainService.Explain:input_type -> triage.v1.ExplainRequest
+	6,  // 22: triage.v1.ExplainService.GetVersion:input_type -> triage.v1.GetVersionRequest
+	3,  // 23: triage.v1.ExplainService.Explain:output_type -> triage.v1.ExplainResponse
+	7,  // 24: triage.v1.ExplainService.GetVersion:output_type -> triage.v1.GetVersionResponse
+	23, // [23:25] is the sub-list for method output_type
+	21, // [21:23] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_triage_v1_explain_proto_init() }
@@ -1113,7 +1352,7 @@ func file_triage_v1_explain_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_triage_v1_explain_proto_rawDesc), len(file_triage_v1_explain_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
