@@ -7,29 +7,21 @@ import (
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/triage-sh/triage/sidecar/capability"
 )
 
-// Identity is an authenticated caller.
-type Identity struct {
-	// Name is the SPIFFE URI, DNS SAN, CN, token identity or "uid:N".
-	Name string
-	// Method is "mtls", "token" or "unix-peer".
-	Method string
-}
+// Identity is an authenticated caller; capabilities read it with
+// capability.IdentityFrom.
+type Identity = capability.Identity
 
-type identityKey struct{}
-
-// withIdentity returns ctx carrying id.
 func withIdentity(ctx context.Context, id Identity) context.Context {
-	return context.WithValue(ctx, identityKey{}, id)
+	return capability.WithIdentity(ctx, id)
 }
 
 // IdentityFrom returns the caller's identity, set by the server's
 // interceptors before any handler runs.
-func IdentityFrom(ctx context.Context) (Identity, bool) {
-	id, ok := ctx.Value(identityKey{}).(Identity)
-	return id, ok
-}
+func IdentityFrom(ctx context.Context) (Identity, bool) { return capability.IdentityFrom(ctx) }
 
 // unixPeerInfo is the AuthInfo of a plaintext Unix-socket connection: the
 // kernel's SO_PEERCRED says who is on the other end, which no client can forge.

@@ -60,6 +60,7 @@ type Server struct {
 	caps      []*triagev1.Capability
 	cleanups  []func()
 	listeners []net.Listener
+	contribs  []capability.Contributor
 	closeOnce sync.Once
 }
 
@@ -252,7 +253,8 @@ func (s *Server) registerCapabilities(table []capability.Capability) error {
 	if table == nil {
 		table = DefaultCapabilities()
 	}
-	deps := capability.Deps{ProcRoot: s.opts.ProcRoot, CgroupRoot: s.opts.CgroupRoot, Logger: s.log, Server: s}
+	deps := capability.Deps{ProcRoot: s.opts.ProcRoot, CgroupRoot: s.opts.CgroupRoot, Logger: s.log, Server: s,
+		Contribute: func(c capability.Contributor) { s.contribs = append(s.contribs, c) }}
 	for _, c := range table {
 		cleanup, err := c.Register(s.grpc, deps)
 		if off, ok := capability.AsOff(err); ok {
@@ -383,6 +385,9 @@ func (s *Server) Settings() []*triagev1.Setting {
 	}
 	return out
 }
+
+// Contributors implements capability.ServerInfo.
+func (s *Server) Contributors() []capability.Contributor { return s.contribs }
 
 // Capabilities implements capability.ServerInfo.
 func (s *Server) Capabilities() []*triagev1.Capability { return s.caps }

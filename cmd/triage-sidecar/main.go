@@ -32,6 +32,7 @@ func run(args []string) int {
 		opts       sidecar.Options
 		configFile string
 	)
+	caps := sidecar.DefaultCapabilities()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cmd := &cobra.Command{
 		Use:   "triage-sidecar",
@@ -56,7 +57,7 @@ loopback; point the CLI at the same DIR with triage --dev DIR.`,
 				return usageError{err}
 			}
 			setMemoryLimit(log, opts.ProcRoot, opts.CgroupRoot)
-			srv, err := sidecar.New(sidecar.Config{Options: opts, Settings: settings, Logger: log})
+			srv, err := sidecar.New(sidecar.Config{Options: opts, Settings: settings, Capabilities: caps, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -71,6 +72,11 @@ loopback; point the CLI at the same DIR with triage --dev DIR.`,
 	cmd.SetArgs(args)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	opts.AddFlags(cmd.Flags())
+	for _, c := range caps {
+		if c.AddFlags != nil {
+			c.AddFlags(cmd.Flags())
+		}
+	}
 	cmd.Flags().StringVar(&configFile, "config", "", "YAML configuration file (keys are flag names); also TRIAGE_CONFIG")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "triage-sidecar: %v\n", err)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 
 	triagev1 "github.com/triage-sh/triage/proto/triage/v1"
@@ -26,6 +27,8 @@ type Deps struct {
 	Logger *slog.Logger
 	// Server describes the running server to capabilities that explain it.
 	Server ServerInfo
+	// Contribute adds a part to every explanation.
+	Contribute func(Contributor)
 }
 
 // ServerInfo is the server's view of itself, for explain.
@@ -40,12 +43,44 @@ type ServerInfo interface {
 	Capabilities() []*triagev1.Capability
 	// Certificates are the TLS certificates in effect.
 	Certificates() []*triagev1.Certificate
+	// Contributors are the capabilities' parts of an explanation.
+	Contributors() []Contributor
 }
+
+// Identity is an authenticated caller.
+type Identity struct {
+	// Name is the SPIFFE URI, DNS SAN, CN, token identity or "uid:N".
+	Name string
+	// Method is "mtls", "token" or "unix-peer".
+	Method string
+}
+
+type identityKey struct{}
+
+// WithIdentity returns ctx carrying id; only the server's guard calls it.
+func WithIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// IdentityFrom returns the caller of the RPC whose context ctx is.
+func IdentityFrom(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(Identity)
+	return id, ok
+}
+
+// Contributor adds a capability's part to an explanation: a section of the
+// response (the app, Envoy) and findings. It runs on every Explain call and
+// must bound its own time with ctx.
+type Contributor func(ctx context.Context, resp *triagev1.ExplainResponse)
 
 // Capability is one row of the sidecar's capability table.
 type Capability struct {
 	// Name is short and stable: "explain", "process", "capture".
 	Name string
+	// AddFlags, when set, registers the capability's own settings (flags,
+	// TRIAGE_* variables and config-file keys); they are explained like the
+	// server's.
+	AddFlags func(fs *pflag.FlagSet)
 	// Register registers the capability's services on s. It returns an
 	// *OffError when the capability cannot run here; it is then not
 	// registered, callers get Unimplemented, and explain says why.

@@ -69,13 +69,18 @@ func Run(checks []Check, f *Facts) []*triagev1.Finding {
 			out = append(out, fi)
 		}
 	}
+	SortFindings(out)
+	return out
+}
+
+// SortFindings orders findings most severe first, then by code.
+func SortFindings(out []*triagev1.Finding) {
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].Severity != out[j].Severity {
 			return out[i].Severity > out[j].Severity
 		}
 		return out[i].Code < out[j].Code
 	})
-	return out
 }
 
 const (

@@ -77,6 +77,10 @@ func (s *server) Explain(ctx context.Context, _ *triagev1.ExplainRequest) (*tria
 		})
 	}
 	resp.Findings = append(resp.Findings, Run(s.checks, facts)...)
+	for _, c := range s.info.Contributors() {
+		c(ctx, resp)
+	}
+	SortFindings(resp.Findings)
 	return resp, nil
 }
 

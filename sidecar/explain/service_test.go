@@ -29,6 +29,12 @@ func (fakeInfo) Capabilities() []*triagev1.Capability {
 	return []*triagev1.Capability{{Name: "capture", Reason: "CAP_NET_RAW missing", Fix: "add it"}}
 }
 func (f fakeInfo) Certificates() []*triagev1.Certificate { return f.certs }
+func (fakeInfo) Contributors() []capability.Contributor {
+	return []capability.Contributor{func(_ context.Context, r *triagev1.ExplainResponse) {
+		r.App = &triagev1.App{Source: "agent", Reachable: true}
+		r.Findings = append(r.Findings, &triagev1.Finding{Severity: triagev1.Severity_SEVERITY_CRITICAL, Code: "contributed"})
+	}}
+}
 
 func TestExplainService(t *testing.T) {
 	lis := bufconn.Listen(1 << 20)
@@ -62,6 +68,9 @@ func TestExplainService(t *testing.T) {
 	}
 	if !self {
 		t.Fatalf("the sidecar's own process is not listed")
+	}
+	if resp.App.GetSource() != "agent" || resp.Findings[0].Code != "contributed" {
+		t.Fatalf("contributions not applied and sorted first: app=%v findings=%v", resp.App, resp.Findings)
 	}
 	var certFinding bool
 	for _, f := range resp.Findings {
