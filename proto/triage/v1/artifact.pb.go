@@ -154,7 +154,10 @@ type ArtifactTrailer struct {
 	// truncated_reason names the limit that ended it.
 	TruncatedReason string `protobuf:"bytes,4,opt,name=truncated_reason,json=truncatedReason,proto3" json:"truncated_reason,omitempty"`
 	// counters are capability-specific totals (packets, drops, samples).
-	Counters      map[string]uint64 `protobuf:"bytes,5,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Counters map[string]uint64 `protobuf:"bytes,5,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// notes say what the server did to stay within its limits or stay cheap
+	// (rate lowered, a subset of goroutines sampled).
+	Notes         []string `protobuf:"bytes,6,rep,name=notes,proto3" json:"notes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -224,6 +227,13 @@ func (x *ArtifactTrailer) GetCounters() map[string]uint64 {
 	return nil
 }
 
+func (x *ArtifactTrailer) GetNotes() []string {
+	if x != nil {
+		return x.Notes
+	}
+	return nil
+}
+
 var File_triage_v1_artifact_proto protoreflect.FileDescriptor
 
 const file_triage_v1_artifact_proto_rawDesc = "" +
@@ -241,13 +251,14 @@ const file_triage_v1_artifact_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"#\n" +
 	"\rArtifactChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\xaa\x02\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xc0\x02\n" +
 	"\x0fArtifactTrailer\x12\x14\n" +
 	"\x05bytes\x18\x01 \x01(\x04R\x05bytes\x125\n" +
 	"\bduration\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x1c\n" +
 	"\ttruncated\x18\x03 \x01(\bR\ttruncated\x12)\n" +
 	"\x10truncated_reason\x18\x04 \x01(\tR\x0ftruncatedReason\x12D\n" +
-	"\bcounters\x18\x05 \x03(\v2(.triage.v1.ArtifactTrailer.CountersEntryR\bcounters\x1a;\n" +
+	"\bcounters\x18\x05 \x03(\v2(.triage.v1.ArtifactTrailer.CountersEntryR\bcounters\x12\x14\n" +
+	"\x05notes\x18\x06 \x03(\tR\x05notes\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01B6Z4github.com/triage-sh/triage/proto/triage/v1;triagev1b\x06proto3"
