@@ -42,7 +42,8 @@ var ErrArtifactProtocol = errors.New("artifact stream out of order")
 type ArtifactOption func(*artifactOptions)
 
 type artifactOptions struct {
-	onHeader func(*triagev1.ArtifactHeader) error
+	onHeader   func(*triagev1.ArtifactHeader) error
+	onProgress func(written int64)
 }
 
 // OnHeader calls f with the header before any bytes are written, e.g. to
@@ -50,6 +51,13 @@ type artifactOptions struct {
 // stops the read and is returned).
 func OnHeader(f func(*triagev1.ArtifactHeader) error) ArtifactOption {
 	return func(o *artifactOptions) { o.onHeader = f }
+}
+
+// OnProgress calls f with the total number of bytes written so far after
+// each chunk, e.g. to draw a progress line. It runs on the reading
+// goroutine, so a slow f slows the read.
+func OnProgress(f func(written int64)) ArtifactOption {
+	return func(o *artifactOptions) { o.onProgress = f }
 }
 
 // ReadArtifact copies an artifact stream into w: exactly one header, then
@@ -100,6 +108,9 @@ func ReadArtifact[M ArtifactMessage](stream ArtifactStream[M], w io.Writer, opts
 			a.Written += int64(n)
 			if err != nil {
 				return a, fmt.Errorf("write artifact after %d bytes: %w", a.Written, err)
+			}
+			if o.onProgress != nil {
+				o.onProgress(a.Written)
 			}
 		case t != nil:
 			if a.Header == nil {

@@ -55,6 +55,7 @@ type Client struct {
 	conn    *grpc.ClientConn
 	explain triagev1.ExplainServiceClient
 	process triagev1.ProcessServiceClient
+	runtime triagev1.RuntimeServiceClient
 	health  healthpb.HealthClient
 }
 
@@ -95,6 +96,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		conn:    conn,
 		explain: triagev1.NewExplainServiceClient(conn),
 		process: triagev1.NewProcessServiceClient(conn),
+		runtime: triagev1.NewRuntimeServiceClient(conn),
 		health:  healthpb.NewHealthClient(conn),
 	}, nil
 }

@@ -32,7 +32,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // without a status (a missing certificate file) reports Unknown; a context
 // error reports Canceled or DeadlineExceeded.
 func (e *Error) GRPCStatus() *status.Status {
-	if s, ok := status.FromError(e.Err); ok {
+	if s, ok := innerStatus(e.Err); ok {
 		return s
 	}
 	if errors.Is(e.Err, context.Canceled) || errors.Is(e.Err, context.DeadlineExceeded) {
@@ -66,7 +66,7 @@ func Describe(err error) string {
 		b.WriteString(op)
 		b.WriteString(": ")
 	}
-	s, isStatus := status.FromError(inner)
+	s, isStatus := innerStatus(inner)
 	if !isStatus {
 		if errors.Is(inner, context.Canceled) || errors.Is(inner, context.DeadlineExceeded) {
 			s, isStatus = status.FromContextError(inner), true
@@ -82,11 +82,43 @@ func Describe(err error) string {
 		b.WriteString(": ")
 		b.WriteString(msg)
 	}
+	if s.Code() == codes.Unavailable && !isTransport(s.Message()) {
+		return b.String() // the server's own message, e.g. the agent is unreachable
+	}
 	if h := hint(s.Code(), msg, addr); h != "" {
 		b.WriteString(": ")
 		b.WriteString(h)
 	}
 	return b.String()
+}
+
+// innerStatus is the status of the innermost gRPC status error err wraps.
+// status.FromError on a wrapped error puts the whole err.Error() text in
+// the message; this keeps the server's own message.
+func innerStatus(err error) (*status.Status, bool) {
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		if s := se.GRPCStatus(); s != nil {
+			return s, true
+		}
+	}
+	return status.FromError(err)
+}
+
+// isTransport reports whether an Unavailable message comes from the
+// client's side of the connection (dial, TLS, transport) rather than from
+// the sidecar, which says Unavailable when the agent or Envoy is down.
+func isTransport(msg string) bool {
+	lower := strings.ToLower(msg)
+	if lower == "" {
+		return true
+	}
+	for _, s := range []string{"connection error", "transport", "dial", "connection closed", "server preface", "reading from server", "resolver", "connection refused", "eof", "closing", "handshake", "x509", "tls:"} {
+		if strings.Contains(lower, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // hint says what to do about failures on the client's side of the

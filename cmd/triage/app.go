@@ -25,9 +25,14 @@ const (
 // in-process.
 type env struct {
 	stdout, stderr io.Writer
-	getenv         func(string) string
+	// stdin is read by --file -; nil reads as empty.
+	stdin  io.Reader
+	getenv func(string) string
 	// terminal is whether stdout is a terminal (colour is then allowed).
 	terminal bool
+	// stderrTerminal is whether stderr is a terminal (a live progress line
+	// is then drawn there).
+	stderrTerminal bool
 }
 
 // app holds the global flags and the environment.
@@ -116,7 +121,8 @@ then run triage explain. For a local sidecar started with --dev DIR, pass the sa
 	f.BoolVar(&a.conn.Insecure, "insecure", false, "plaintext, for a sidecar run with --insecure-local (loopback and unix sockets only)")
 	f.StringVarP(&a.output, "output", "o", outputText, "output format: text or json")
 	f.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for the sidecar; 0 waits forever")
-	root.AddCommand(a.explainCommand(), a.procCommand(), a.versionCommand())
+	root.AddCommand(a.explainCommand(), a.procCommand(), a.versionCommand(),
+		a.goroutinesCommand(), a.profileCommand(), a.runtimeCommand())
 	return root
 }
 

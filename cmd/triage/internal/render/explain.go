@@ -13,7 +13,7 @@ import (
 const certWarn = 14 * 24 * time.Hour
 
 // Explain writes the explanation for a human: findings first, then the
-// sidecar's build, the caller, capabilities, certificates, settings and
+// app as its agent sees it (when the response has one), the sidecar's build, the caller, capabilities, certificates, settings and
 // processes. Relative times are measured from the response's time (now
 // when it has none).
 func Explain(w io.Writer, r *triagev1.ExplainResponse, now time.Time, st Style) error {
@@ -22,6 +22,9 @@ func Explain(w io.Writer, r *triagev1.ExplainResponse, now time.Time, st Style) 
 	}
 	ew := &errWriter{w: w}
 	findings(ew, r.GetFindings(), st)
+	if r.GetApp() != nil {
+		App(ew, r.GetApp(), st)
+	}
 	sidecarBuild(ew, r, now, st)
 	caller(ew, r.GetAuth(), st)
 	capabilities(ew, r.GetCapabilities(), st)

@@ -59,6 +59,24 @@ func TestGolden(t *testing.T) {
 		{"version", func(b *bytes.Buffer) error {
 			return Version(b, &triagev1.Build{Version: "devel", GoVersion: "go1.26.0", Platform: "linux/amd64"}, fixtureExplain().Build, Style{})
 		}},
+		{"goroutines", func(b *bytes.Buffer) error { return Goroutines(b, fixtureGoroutines(), GoroutineOptions{}, Style{}) }},
+		{"goroutines_full", func(b *bytes.Buffer) error {
+			return Goroutines(b, fixtureGoroutines(), GoroutineOptions{MaxFrames: -1}, Style{})
+		}},
+		{"goroutines_profile_path", func(b *bytes.Buffer) error {
+			return Goroutines(b, fixtureProfilePath(), GoroutineOptions{}, Style{})
+		}},
+		{"goroutines_json", func(b *bytes.Buffer) error { return WriteGoroutineDoc(b, GoroutineDocument(fixtureGoroutines())) }},
+		{"goroutines_diff", func(b *bytes.Buffer) error { return GoroutineDiff(b, fixtureDiff(), GoroutineOptions{}, Style{}) }},
+		{"goroutines_diff_json", func(b *bytes.Buffer) error { return WriteGoroutineDiffDoc(b, fixtureDiff()) }},
+		{"runtime", func(b *bytes.Buffer) error { return Runtime(b, fixtureRuntime(), Style{}) }},
+		{"runtime_gops", func(b *bytes.Buffer) error { return Runtime(b, fixtureRuntimeGops(), Style{}) }},
+		{"explain_app", func(b *bytes.Buffer) error { return Explain(b, fixtureExplainApp(), fixtureNow, Style{}) }},
+		{"explain_app_unreachable", func(b *bytes.Buffer) error {
+			r := fixtureExplain()
+			r.App = &triagev1.App{Source: "agent", Address: "/var/run/triage/agent.sock", Reason: "dial unix /var/run/triage/agent.sock: connect: no such file or directory: is the agent linked and the emptyDir shared?"}
+			return Explain(b, r, fixtureNow, Style{})
+		}},
 		{"proc_detail_json", func(b *bytes.Buffer) error {
 			return JSON(b, &triagev1.GetProcessResponse{Process: fixtureProcessUnavailable()})
 		}},

@@ -99,3 +99,23 @@ func Truncate(s string, n int) string {
 	}
 	return string(r[:n-1]) + "…"
 }
+
+// Latency formats short durations finely, for pauses and latencies:
+// "0s", "850ns", "120µs", "1.2ms", "45ms"; from a second on as Duration.
+func Latency(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "-" + Latency(-d)
+	case d == 0:
+		return "0s"
+	case d < time.Microsecond:
+		return fmt.Sprintf("%dns", d.Nanoseconds())
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < 10*time.Millisecond:
+		return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)), ".0") + "ms"
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	}
+	return Duration(d)
+}
