@@ -4,6 +4,7 @@ import (
 	"github.com/triage-sh/triage/sidecar/capability"
 	"github.com/triage-sh/triage/sidecar/explain"
 	"github.com/triage-sh/triage/sidecar/process"
+	"github.com/triage-sh/triage/sidecar/runtime"
 )
 
 // DefaultCapabilities is the capability table. Adding a capability is one
@@ -12,5 +13,6 @@ func DefaultCapabilities() []capability.Capability {
 	return []capability.Capability{
 		explain.Capability(),
 		process.Capability(),
+		runtime.Capability(),
 	}
 }

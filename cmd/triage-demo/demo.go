@@ -117,3 +117,24 @@ func (d *Demo) Shutdown(ctx context.Context) error {
 	})
 	return errors.Join(errs...)
 }
+
+// DemoState is what the demo registers as its state snapshot.
+type DemoState struct {
+	Listening   string `json:"listening"`
+	OpenFiles   int    `json:"open_files"`
+	IdlePeer    string `json:"idle_peer"`
+	SessionKey  string `json:"session_key"`
+	StartedUnix int64  `json:"started_unix"`
+}
+
+// State is a snapshot for the agent's RegisterState. SessionKey exists to
+// show that names looking secret are redacted.
+func (d *Demo) State() DemoState {
+	st := DemoState{Listening: d.Addr().String(), OpenFiles: len(d.files), SessionKey: "not-a-real-session-key", StartedUnix: started.Unix()}
+	if d.idle != nil && d.idle.out != nil {
+		st.IdlePeer = d.idle.out.RemoteAddr().String()
+	}
+	return st
+}
+
+var started = time.Now()

@@ -21,6 +21,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/triage-sh/triage/sidecar/agent"
 )
 
 // shutdownTimeout bounds the graceful stop.
@@ -55,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "HTTP listen address (host:port; port 0 picks one)")
 	configFile := fs.String("config", "", "optional configuration file (YAML or JSON)")
+	agentSocket := fs.String("agent-socket", os.Getenv(agent.SocketEnv), "serve the triage agent on this Unix socket (default $TRIAGE_AGENT_SOCKET; empty: no agent)")
+	flight := fs.Bool("flight-recorder", false, "keep the execution-trace flight recorder running (triage profile --type trace --last)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -72,6 +76,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	d, err := Start(*addr, cfg, log)
 	if err != nil {
 		return err
+	}
+	if *agentSocket != "" {
+		// The two lines an app adds to link the triage agent.
+		a, err := agent.Start(ctx, agent.Options{Socket: *agentSocket, FlightRecorder: *flight, Logger: log})
+		if err != nil {
+			d.Shutdown(context.Background())
+			return err
+		}
+		defer a.Close()
+		a.RegisterConfig("demo", func() any { return cfg })
+		a.RegisterState("demo", func() any { return d.State() })
+		log.Info("triage agent serving", "socket", *agentSocket)
 	}
 	fmt.Fprintf(stdout, "triage-demo listening on %s pid=%d\n", d.Addr(), os.Getpid())
 	serveErr := d.Wait(ctx)

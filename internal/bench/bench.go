@@ -96,9 +96,12 @@ func Summarize(lat []time.Duration, wall time.Duration) Summary {
 type Memory struct {
 	RSS int64 // VmRSS, bytes
 	HWM int64 // VmHWM (peak RSS), bytes
+	// Anon and File split RSS (RssAnon, RssFile): heap, stacks and runtime
+	// against the mapped binary's pages. Zero when the kernel lacks them.
+	Anon, File int64
 }
 
-// ReadMemory reads VmRSS and VmHWM of pid.
+// ReadMemory reads the resident memory of pid.
 func ReadMemory(pid int) (Memory, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -107,14 +110,26 @@ func ReadMemory(pid int) (Memory, error) {
 	return ParseStatus(b)
 }
 
-// ParseStatus reads VmRSS and VmHWM out of a /proc/PID/status file.
+// ParseStatus reads VmRSS, VmHWM, RssAnon and RssFile out of a
+// /proc/PID/status file; VmRSS and VmHWM must be there.
 func ParseStatus(status []byte) (Memory, error) {
 	var m Memory
 	var seen int
 	sc := bufio.NewScanner(bytes.NewReader(status))
 	for sc.Scan() {
 		key, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (key != "VmRSS" && key != "VmHWM") {
+		var dst *int64
+		switch key {
+		case "VmRSS":
+			dst = &m.RSS
+		case "VmHWM":
+			dst = &m.HWM
+		case "RssAnon":
+			dst = &m.Anon
+		case "RssFile":
+			dst = &m.File
+		}
+		if !ok || dst == nil {
 			continue
 		}
 		f := strings.Fields(val)
@@ -125,12 +140,10 @@ func ParseStatus(status []byte) (Memory, error) {
 		if err != nil {
 			return Memory{}, fmt.Errorf("%s: %w", key, err)
 		}
-		if key == "VmRSS" {
-			m.RSS = kb << 10
-		} else {
-			m.HWM = kb << 10
+		*dst = kb << 10
+		if key == "VmRSS" || key == "VmHWM" {
+			seen++
 		}
-		seen++
 	}
 	if seen != 2 {
 		return Memory{}, errors.New("VmRSS or VmHWM missing (is this a kernel thread or a zombie?)")
@@ -140,3 +153,12 @@ func ParseStatus(status []byte) (Memory, error) {
 
 // MiB formats bytes as mebibytes with one decimal.
 func MiB(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// Thousands formats n with comma separators: 10,000.
+func Thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}

@@ -1,0 +1,63 @@
+package runtime
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/triage-sh/triage/internal/gops"
+	triagev1 "github.com/triage-sh/triage/proto/triage/v1"
+	"github.com/triage-sh/triage/sidecar/capability"
+)
+
+// server implements RuntimeService.
+type server struct {
+	triagev1.UnimplementedRuntimeServiceServer
+	o       Options
+	log     *slog.Logger
+	self    *agentTarget // the sidecar's own in-process agent
+	app     *agentTarget // the app's agent; nil when not configured
+	gops    gopsTarget   // the app's gops agent; nil when not configured
+	closers []func()
+
+	mu    sync.Mutex
+	looks map[string]look // the last goroutine count seen per target, for growth findings
+}
+
+func newServer(o Options, d capability.Deps) (_ *server, err error) {
+	s := &server{o: o, log: d.Logger, looks: map[string]look{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	self, stop, err := startSelf()
+	if err != nil {
+		return nil, fmt.Errorf("start the sidecar's own agent: %w", err)
+	}
+	s.self = self
+	s.closers = append(s.closers, stop)
+	if o.AgentSocket != "" {
+		if s.app, err = dialAgent(o.AgentSocket); err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, func() { s.app.conn.Close() })
+	}
+	if o.GopsAddr != "" {
+		if o.AgentSocket != "" {
+			return nil, fmt.Errorf("--agent-socket and --gops-addr both name the app: keep one")
+		}
+		s.gops = &gops.Client{Addr: o.GopsAddr, MaxBytes: o.MaxDumpBytes}
+	}
+	return s, nil
+}
+
+func (s *server) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
