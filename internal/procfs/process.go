@@ -37,10 +37,23 @@ type Process struct {
 	Unavailable []Unavailable
 }
 
+// ReadOptions trim what Process reads.
+type ReadOptions struct {
+	// SkipSockets leaves out the socket tables (the costliest part: every
+	// TCP and UDP table of the process's network namespace is read).
+	SkipSockets bool
+	// GoBuild, when set, replaces FS.GoBuild, e.g. with a cache keyed by
+	// the executable's identity.
+	GoBuild func(pid int) (*debug.BuildInfo, error)
+}
+
 // Process reads everything about pid. It returns an error wrapping
 // ErrNotFound when pid does not exist (or exits before its stat is read);
 // any other failure is recorded in Process.Unavailable.
-func (p FS) Process(pid int) (*Process, error) {
+func (p FS) Process(pid int) (*Process, error) { return p.ProcessWith(pid, ReadOptions{}) }
+
+// ProcessWith is Process with options.
+func (p FS) ProcessWith(pid int, o ReadOptions) (*Process, error) {
 	if err := p.Exists(pid); err != nil {
 		return nil, err
 	}
@@ -88,7 +101,7 @@ func (p FS) Process(pid int) (*Process, error) {
 		}
 	}
 
-	p.readExecutable(pr, miss)
+	p.readExecutable(pr, miss, o.GoBuild)
 
 	if l, err := p.Limits(pid); err != nil {
 		miss("fds.limit", err)
@@ -104,10 +117,12 @@ func (p FS) Process(pid int) (*Process, error) {
 		if fds.Truncated {
 			pr.Unavailable = append(pr.Unavailable, Unavailable{Field: "fds", Reason: fmt.Sprintf("more than %d descriptors; only the first %d were classified", MaxFDs, MaxFDs)})
 		}
-		if socks, err := p.Sockets(pid, fds.SocketInodes); err != nil {
-			miss("sockets", err)
-		} else {
-			pr.Sockets = &socks
+		if !o.SkipSockets {
+			if socks, err := p.Sockets(pid, fds.SocketInodes); err != nil {
+				miss("sockets", err)
+			} else {
+				pr.Sockets = &socks
+			}
 		}
 	}
 
@@ -126,7 +141,7 @@ func (p FS) Process(pid int) (*Process, error) {
 }
 
 // readExecutable reads the exe link and the Go build information.
-func (p FS) readExecutable(pr *Process, miss func(string, error)) {
+func (p FS) readExecutable(pr *Process, miss func(string, error), goBuild func(int) (*debug.BuildInfo, error)) {
 	exe, err := p.Executable(pr.PID)
 	if err != nil {
 		if isGone(err) {
@@ -139,7 +154,10 @@ func (p FS) readExecutable(pr *Process, miss func(string, error)) {
 		return
 	}
 	pr.Executable = exe
-	info, err := p.GoBuild(pr.PID)
+	if goBuild == nil {
+		goBuild = p.GoBuild
+	}
+	info, err := goBuild(pr.PID)
 	if err != nil {
 		miss("go", err)
 		return

@@ -8,6 +8,7 @@ import (
 	"context"
 	"os"
 	"sort"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -46,6 +47,7 @@ type server struct {
 	checks  []Check
 	now     func() time.Time
 	runtime func() Runtime
+	cache   processCache
 }
 
 func (s *server) GetVersion(context.Context, *triagev1.GetVersionRequest) (*triagev1.GetVersionResponse, error) {
@@ -84,6 +86,38 @@ func (s *server) Explain(ctx context.Context, _ *triagev1.ExplainRequest) (*tria
 	return resp, nil
 }
 
+// factsTTL is how long explain reuses what it read of /proc. Callers that
+// arrive together (a fleet-wide explain, a dashboard) share one read instead
+// of each walking every process: that bounds both the CPU and the transient
+// heap of a burst.
+const factsTTL = time.Second
+
+// processCache holds the last process listing and inspection.
+type processCache struct {
+	mu    sync.Mutex
+	at    time.Time
+	list  []*triagev1.ProcessSummary
+	procs []*triagev1.Process
+}
+
+// processes returns the process list and the inspected processes, read at
+// most once per factsTTL; concurrent callers wait for one read.
+func (s *server) processes(ctx context.Context) ([]*triagev1.ProcessSummary, []*triagev1.Process, error) {
+	c := &s.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := s.now(); now.Sub(c.at) < factsTTL && c.list != nil {
+		return c.list, c.procs, nil
+	}
+	list, _, err := s.procs.List()
+	if err != nil {
+		return nil, nil, err
+	}
+	// Not the caller's cancellation: the result is shared with other callers.
+	c.list, c.procs, c.at = list, s.inspect(context.WithoutCancel(ctx), list), s.now()
+	return c.list, c.procs, nil
+}
+
 // inspect reads the full state of the sidecar itself and up to maxInspected
 // other processes, stopping early if the caller gives up.
 func (s *server) inspect(ctx context.Context, list []*triagev1.ProcessSummary) []*triagev1.Process {
@@ -94,7 +128,7 @@ func (s *server) inspect(ctx context.Context, list []*triagev1.ProcessSummary) [
 		if len(out) == maxInspected || ctx.Err() != nil {
 			break
 		}
-		full, err := s.procs.Get(int(p.Pid), false)
+		full, err := s.procs.Facts(int(p.Pid))
 		if err != nil {
 			continue // exited since the listing
 		}

@@ -23,8 +23,9 @@ import (
 
 // Inspector reads processes and returns them as API messages.
 type Inspector struct {
-	fs  procfs.FS
-	now func() time.Time
+	fs     procfs.FS
+	now    func() time.Time
+	builds buildCache
 }
 
 // NewInspector returns an Inspector on a proc root and a cgroup v2 root;
@@ -46,6 +47,15 @@ func (in *Inspector) SelfPID() int {
 // Parts that cannot be read are listed in Process.Unavailable. The error
 // wraps procfs.ErrNotFound when pid does not exist.
 func (in *Inspector) Get(pid int, includeSockets bool) (*triagev1.Process, error) {
+	return in.get(pid, includeSockets, false)
+}
+
+// Facts is Get without the socket tables, for explain's checks, which do
+// not look at sockets: reading every TCP and UDP table for every process is
+// most of what inspecting a process costs.
+func (in *Inspector) Facts(pid int) (*triagev1.Process, error) { return in.get(pid, false, true) }
+
+func (in *Inspector) get(pid int, includeSockets, skipSockets bool) (*triagev1.Process, error) {
 	if pid < 0 {
 		return nil, fmt.Errorf("pid %d: negative", pid)
 	}
@@ -53,7 +63,7 @@ func (in *Inspector) Get(pid int, includeSockets bool) (*triagev1.Process, error
 	if pid == 0 {
 		pid = self
 	}
-	p, err := in.fs.Process(pid)
+	p, err := in.fs.ProcessWith(pid, procfs.ReadOptions{SkipSockets: skipSockets, GoBuild: in.builds.reader(in.fs)})
 	if err != nil {
 		return nil, fmt.Errorf("get process: %w", err)
 	}

@@ -250,3 +250,24 @@ func TestInspectorLive(t *testing.T) {
 		t.Errorf("list has self %v, child %v; want both", sawSelf, sawChild)
 	}
 }
+
+func TestFactsSkipSocketsAndCacheBuilds(t *testing.T) {
+	in := NewInspector("", "")
+	full, err := in.Get(0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts, err := in.Facts(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.Sockets == nil || facts.Sockets != nil {
+		t.Fatalf("Get must read sockets and Facts must not: %v / %v", full.Sockets, facts.Sockets)
+	}
+	if facts.Go.GetGoVersion() == "" || facts.Fds.GetOpen() == 0 {
+		t.Fatalf("facts lack go build or fds: %v", facts)
+	}
+	if n := len(in.builds.m); n != 1 {
+		t.Fatalf("build cache holds %d entries after two reads of one executable, want 1", n)
+	}
+}
