@@ -66,8 +66,9 @@ triage goroutines --path text --filter 'main\.' >"$OUT/goroutines-text.txt"
 head -n 30 "$OUT/goroutines-text.txt"
 section "triage profile --type wall --duration 5s   (on- and off-CPU time, under load)"
 load 6 &
+LOAD=$!
 triage profile --type wall --duration 5s -w "$OUT/wall.pb.gz"
-wait
+wait "$LOAD"
 go tool pprof -top -nodecount=15 "$OUT/wall.pb.gz" 2>/dev/null | tee "$OUT/wall-top.txt" || true
 section "triage runtime"
 triage runtime | tee "$OUT/runtime.txt"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -42,6 +43,12 @@ func (t target) source() string {
 
 // dialAgent connects lazily to an agent at a Unix socket.
 func dialAgent(socket string) (*agentTarget, error) {
+	// unix://PATH must be absolute, or gRPC reads the first element as an authority.
+	abs, err := filepath.Abs(socket)
+	if err != nil {
+		return nil, fmt.Errorf("agent socket %s: %w", socket, err)
+	}
+	socket = abs
 	conn, err := grpc.NewClient("unix://"+socket,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(4<<20)))
