@@ -67,10 +67,10 @@ func (s *server) Explain(ctx context.Context, _ *triagev1.ExplainRequest) (*tria
 		Certificates: s.info.Certificates(),
 	}
 	facts := &Facts{Now: now, Certificates: resp.Certificates, Self: s.runtime()}
-	list, _, err := s.procs.List()
+	list, procs, err := s.processes(ctx)
 	if err == nil {
 		resp.Processes = list
-		facts.Processes = s.inspect(ctx, list)
+		facts.Processes = procs
 	} else {
 		resp.Findings = append(resp.Findings, &triagev1.Finding{
 			Severity: triagev1.Severity_SEVERITY_WARNING, Code: "proc-unreadable",

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/triage-sh/triage/sidecar/agent"
@@ -95,7 +96,8 @@ func sleeper(wg *sync.WaitGroup) {
 	}
 }
 
-var sink uint64
+// sink keeps burner's work from being optimised away.
+var sink atomic.Uint64
 
 //go:noinline
 func burner(wg *sync.WaitGroup) {
@@ -104,7 +106,7 @@ func burner(wg *sync.WaitGroup) {
 	for i := 0; ; i++ {
 		x = x*6364136223846793005 + 1442695040888963407
 		if i%(1<<20) == 0 {
-			sink = x
+			sink.Store(x)
 		}
 	}
 }
