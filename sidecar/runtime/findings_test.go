@@ -85,3 +85,16 @@ func TestBlockingState(t *testing.T) {
 		}
 	}
 }
+
+// The sidecar passes profile types to the agent by number: the two enums
+// must stay in step.
+func TestProfileTypesMatchTheAgent(t *testing.T) {
+	for n, name := range triagev1.ProfileType_name {
+		if agentv1.ProfileType_name[n] != name {
+			t.Errorf("triage.v1 %s = %d but triage.agent.v1 has %q there", name, n, agentv1.ProfileType_name[n])
+		}
+	}
+	if len(triagev1.ProfileType_name) != len(agentv1.ProfileType_name) {
+		t.Errorf("%d public profile types, %d agent ones", len(triagev1.ProfileType_name), len(agentv1.ProfileType_name))
+	}
+}
