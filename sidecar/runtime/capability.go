@@ -25,6 +25,9 @@ type Options struct {
 	AgentSocket string
 	// GopsAddr is a gops agent's host:port; "" means none.
 	GopsAddr string
+	// GopsPID finds a gops agent through the port file of this pid (shared
+	// PID namespace); 0 means none.
+	GopsPID int
 	// MaxProfileDuration caps profile and trace durations.
 	MaxProfileDuration time.Duration
 	// MaxDumpBytes caps a goroutine dump read from a target.
@@ -43,6 +46,7 @@ func DefaultOptions() Options {
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.AgentSocket, "agent-socket", o.AgentSocket, "the triage agent's Unix socket in the app (shared emptyDir)")
 	fs.StringVar(&o.GopsAddr, "gops-addr", o.GopsAddr, "a gops agent's host:port, for apps that run gops instead of the triage agent")
+	fs.IntVar(&o.GopsPID, "gops-pid", o.GopsPID, "find the app's gops agent through its port file (the pod must share its PID namespace)")
 	fs.DurationVar(&o.MaxProfileDuration, "max-profile-duration", o.MaxProfileDuration, "longest profile or trace a caller may ask for")
 	fs.Int64Var(&o.MaxDumpBytes, "max-dump-bytes", o.MaxDumpBytes, "largest goroutine dump read from a target")
 	fs.IntVar(&o.TextDumpLimit, "explain-text-dump-limit", o.TextDumpLimit, "explain looks for long waits with a stop-the-world text dump only up to this many goroutines")

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/triage-sh/triage/internal/gops"
 	triagev1 "github.com/triage-sh/triage/proto/triage/v1"
 )
 
@@ -87,4 +88,70 @@ func (s *server) gopsStats(ctx context.Context, g gopsTarget) (*triagev1.GetRunt
 	out.Unavailable = append(out.Unavailable, &triagev1.Unavailable{Field: "metrics",
 		Reason: "gops has no runtime/metrics (GC pauses, scheduling latency, GC CPU): link the triage agent"})
 	return out, nil
+}
+
+// gopsByPID finds a gops agent through its port file on every call (the app
+// may restart, or start its agent after the sidecar): the port file lives in
+// the app's gops config directory, reachable through /proc/PID/root when the
+// pod shares its PID namespace.
+type gopsByPID struct {
+	pid      int
+	procRoot string
+	maxBytes int64
+}
+
+func (g gopsByPID) client() (*gops.Client, error) {
+	addr, err := gops.FindAddr(g.pid, g.procRoot)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "no gops agent found for pid %d: %v (set --gops-addr, or check that the pod shares its PID namespace)", g.pid, err)
+	}
+	return &gops.Client{Addr: addr, MaxBytes: g.maxBytes}, nil
+}
+
+func (g gopsByPID) Stack(ctx context.Context, w io.Writer) (int64, error) {
+	c, err := g.client()
+	if err != nil {
+		return 0, err
+	}
+	return c.Stack(ctx, w)
+}
+
+func (g gopsByPID) Version(ctx context.Context) (string, error) {
+	c, err := g.client()
+	if err != nil {
+		return "", err
+	}
+	return c.Version(ctx)
+}
+
+func (g gopsByPID) MemStats(ctx context.Context) (string, error) {
+	c, err := g.client()
+	if err != nil {
+		return "", err
+	}
+	return c.MemStats(ctx)
+}
+
+func (g gopsByPID) HeapProfile(ctx context.Context, w io.Writer) (int64, error) {
+	c, err := g.client()
+	if err != nil {
+		return 0, err
+	}
+	return c.HeapProfile(ctx, w)
+}
+
+func (g gopsByPID) CPUProfile(ctx context.Context, w io.Writer) (int64, error) {
+	c, err := g.client()
+	if err != nil {
+		return 0, err
+	}
+	return c.CPUProfile(ctx, w)
+}
+
+func (g gopsByPID) Trace(ctx context.Context, w io.Writer) (int64, error) {
+	c, err := g.client()
+	if err != nil {
+		return 0, err
+	}
+	return c.Trace(ctx, w)
 }

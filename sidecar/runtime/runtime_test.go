@@ -317,4 +317,17 @@ func TestAppThroughGops(t *testing.T) {
 	if err != nil || st.Source != "gops" || !strings.HasPrefix(st.GoVersion, "go1.") || len(st.Unavailable) == 0 {
 		t.Fatalf("gops stats %v %v", st, err)
 	}
+
+	// Found through its port file instead of an address.
+	o = runtime.DefaultOptions()
+	o.GopsPID = app.Process.Pid
+	c = startSidecar(t, o)
+	if _, groups, err := c.Goroutines(ctx(t), &triagev1.GetGoroutinesRequest{}); err != nil || counts(groups)["main.parked|chan receive"] != 40 {
+		t.Fatalf("gops by pid: %v %v", counts(groups), err)
+	}
+	o.GopsPID = 999999999
+	c = startSidecar(t, o)
+	if _, _, err := c.Goroutines(ctx(t), &triagev1.GetGoroutinesRequest{}); status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "--gops-addr") {
+		t.Fatalf("gops by a pid without one: %v", err)
+	}
 }

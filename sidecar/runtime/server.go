@@ -46,11 +46,22 @@ func newServer(o Options, d capability.Deps) (_ *server, err error) {
 		}
 		s.closers = append(s.closers, func() { s.app.conn.Close() })
 	}
-	if o.GopsAddr != "" {
-		if o.AgentSocket != "" {
-			return nil, fmt.Errorf("--agent-socket and --gops-addr both name the app: keep one")
+	named := 0
+	for _, set := range []bool{o.AgentSocket != "", o.GopsAddr != "", o.GopsPID != 0} {
+		if set {
+			named++
 		}
+	}
+	if named > 1 {
+		return nil, fmt.Errorf("--agent-socket, --gops-addr and --gops-pid each name the app: keep one")
+	}
+	switch {
+	case o.GopsAddr != "":
 		s.gops = &gops.Client{Addr: o.GopsAddr, MaxBytes: o.MaxDumpBytes}
+	case o.GopsPID < 0:
+		return nil, fmt.Errorf("--gops-pid must be a pid")
+	case o.GopsPID > 0:
+		s.gops = gopsByPID{pid: o.GopsPID, procRoot: d.ProcRoot, maxBytes: o.MaxDumpBytes}
 	}
 	return s, nil
 }
