@@ -1,8 +1,10 @@
 // Package bench holds the pieces of triage's benchmark harness (`make bench`)
 // that are worth testing on their own: percentiles, /proc/PID/status memory
-// figures and the README marker replacement. The harness itself is
-// ./report (RSS and latency of triage-sidecar against a bare grpc-go server,
-// ./floor); the in-process Go benchmarks are in bench_test.go.
+// figures and the README marker replacement. The harnesses are ./report
+// (RSS and latency of triage-sidecar against a bare grpc-go server, ./floor)
+// and ./runtimereport (goroutine dumps of ./goroutineapp, wall-profiling
+// overhead and the agent's idle cost, in their own README section); the
+// in-process Go benchmarks are in bench_test.go.
 package bench
 
 import (
@@ -32,19 +34,25 @@ var ErrNoMarkers = errors.New("markers " + MarkerStart + " and " + MarkerEnd + "
 // returns ErrNoMarkers if either is missing, and an error if they are out of
 // order or repeated, so a hand-edited README is never mangled.
 func ReplaceBetweenMarkers(doc, body string) (string, error) {
-	i := strings.Index(doc, MarkerStart)
-	j := strings.Index(doc, MarkerEnd)
+	return replaceSection(doc, MarkerStart, MarkerEnd, body, ErrNoMarkers)
+}
+
+// replaceSection is ReplaceBetweenMarkers for any marker pair; it returns
+// errMissing when either marker is absent.
+func replaceSection(doc, start, end, body string, errMissing error) (string, error) {
+	i := strings.Index(doc, start)
+	j := strings.Index(doc, end)
 	switch {
 	case i < 0 || j < 0:
-		return "", ErrNoMarkers
+		return "", errMissing
 	case j < i:
-		return "", fmt.Errorf("%s comes before %s", MarkerEnd, MarkerStart)
-	case strings.Count(doc, MarkerStart) > 1 || strings.Count(doc, MarkerEnd) > 1:
-		return "", fmt.Errorf("%s or %s appears more than once", MarkerStart, MarkerEnd)
+		return "", fmt.Errorf("%s comes before %s", end, start)
+	case strings.Count(doc, start) > 1 || strings.Count(doc, end) > 1:
+		return "", fmt.Errorf("%s or %s appears more than once", start, end)
 	}
 	body = strings.Trim(body, "\n")
 	var b strings.Builder
-	b.WriteString(doc[:i+len(MarkerStart)])
+	b.WriteString(doc[:i+len(start)])
 	b.WriteString("\n")
 	if body != "" {
 		b.WriteString(body)
