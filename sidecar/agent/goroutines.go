@@ -3,9 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"runtime"
-	"runtime/pprof"
 	"time"
 
 	agentv1 "github.com/triage-sh/triage/proto/triage/agent/v1"
@@ -44,15 +42,13 @@ func (a *Agent) goroutines(ctx context.Context, req *agentv1.GetGoroutinesReques
 // concurrently with sub-millisecond pauses, stacks grouped with counts.
 func goroutineProfile(w *chunkWriter, art *artifact) error {
 	art.attrs["path"] = "profile"
-	art.attrs["source"] = `pprof.Lookup("goroutine").WriteTo(w, 0)`
-	art.counters["goroutines"] = uint64(runtime.NumGoroutine())
+	art.attrs["source"] = "runtime.GoroutineProfile, grouped by stack in the agent (no pprof labels; stacks cut at 32 frames)"
 	if err := w.begin(); err != nil {
 		return err
 	}
-	if err := pprof.Lookup("goroutine").WriteTo(w, 0); err != nil {
-		return fmt.Errorf("goroutine profile: %w", err)
-	}
-	return nil
+	n, err := writeGoroutineProfile(w)
+	art.counters["goroutines"] = uint64(n)
+	return err
 }
 
 // textBytesPerGoroutine sizes the text dump's buffer up front; debug=2 text
