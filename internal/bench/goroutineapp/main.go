@@ -8,7 +8,7 @@
 //	since    pauses since the last mark (see pauses)
 //	debug2   time pprof.Lookup("goroutine").WriteTo(w, 2) (what gops stack does)
 //	profile  time runtime.GoroutineProfile
-//	debug0   time pprof.Lookup("goroutine").WriteTo(w, 0) (what the agent's profile path runs)
+//	debug0   time pprof.Lookup("goroutine").WriteTo(w, 0) (pprof's goroutine profile; the agent groups runtime.GoroutineProfile itself instead)
 //
 // It exits when stdin closes.
 //

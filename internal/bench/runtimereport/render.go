@@ -85,7 +85,7 @@ func renderDump(w func(string, ...any), p params, d dumpResult) {
 	}
 	w("| anchor: `pprof.Lookup(\"goroutine\").WriteTo(w, 2)` in the target (what gops `stack` does) | %s | %s text | %s%s | %s | %s | | |\n",
 		dur(d.debug2.medianNs()), mib(dbg.bytes), bench.Thousands(dbg.goroutines), cut, pause(d.debug2), dur(gap(d.debug2)))
-	w("| reference: `WriteTo(w, 0)` in the target (what the agent's profile path runs) | %s | %s pprof | %s | %s | %s | | |\n\n",
+	w("| reference: `WriteTo(w, 0)` in the target (pprof's goroutine profile; the agent groups runtime.GoroutineProfile itself instead) | %s | %s pprof | %s | %s | %s | | |\n\n",
 		dur(d.dbg0.medianNs()), kib(d.dbg0.last().bytes), bench.Thousands(d.dbg0.last().goroutines), pause(d.dbg0), dur(gap(d.dbg0)))
 	w("What the CLI said (`notes`): profile path: %s; text path: %s.\n\n", quoteAll(prof.notes), quoteAll(text.notes))
 }
