@@ -294,7 +294,11 @@ func TestBlockAndMutexRatesRestored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mutex, err := profileOf(t, ctx, client, req(agentv1.ProfileType_PROFILE_TYPE_MUTEX, 500*time.Millisecond))
+	// Every contention event (rate 1): at the default 1 in 10, a 500ms window
+	// of about 17 events records none about a sixth of the time.
+	mreq := req(agentv1.ProfileType_PROFILE_TYPE_MUTEX, 500*time.Millisecond)
+	mreq.Rate = 1
+	mutex, err := profileOf(t, ctx, client, mreq)
 	close(stop)
 	wg.Wait()
 	if err != nil {
