@@ -101,9 +101,9 @@ func New(c Config) (_ *Server, err error) {
 		grpc.MaxRecvMsgSize(s.opts.MaxRecvMsgBytes),
 		grpc.MaxSendMsgSize(s.opts.MaxSendMsgBytes),
 		grpc.ConnectionTimeout(s.opts.HandshakeTimeout),
-		// Admin traffic is small: share write buffers across connections and
-		// keep read buffers small, so a burst of callers costs little memory.
-		grpc.SharedWriteBuffer(true),
+		// Admin traffic is small: keep read buffers small (write buffers are
+		// shared across connections by default), so a burst of callers costs
+		// little memory.
 		grpc.ReadBufferSize(16<<10),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: s.opts.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: s.opts.KeepaliveTime, Timeout: 10 * time.Second, MaxConnectionIdle: 30 * time.Minute}),
