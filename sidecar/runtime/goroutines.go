@@ -118,7 +118,7 @@ func (s *server) dump(ctx context.Context, t target, path triagev1.GoroutinePath
 		return nil, 0, nil, agentErr(a, "goroutine dump", err)
 	}
 	var notes []string
-	var pid int32
+	pid := a.pid(ctx)
 	var trailer *agentv1.Trailer
 	var d *goroutines.Dump
 	if format == agentv1.GoroutineFormat_GOROUTINE_FORMAT_TEXT {

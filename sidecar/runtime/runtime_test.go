@@ -148,7 +148,7 @@ func TestAppThroughAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Source != "agent" || sum.Path != triagev1.GoroutinePath_GOROUTINE_PATH_PROFILE || sum.Total < 600 {
+	if sum.Source != "agent" || sum.Path != triagev1.GoroutinePath_GOROUTINE_PATH_PROFILE || sum.Total < 600 || sum.Pid != int32(app.Process.Pid) {
 		t.Fatalf("summary %v", sum)
 	}
 	got := counts(groups)
