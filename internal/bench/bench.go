@@ -170,3 +170,21 @@ func Thousands(n int) string {
 	}
 	return s
 }
+
+// RewriteFile applies edit to the file at path, keeping its mode: the
+// reports use it to put their tables into the README.
+func RewriteFile(path string, edit func(string) (string, error)) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	out, err := edit(string(b))
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(out), fi.Mode().Perm())
+}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -194,4 +197,24 @@ func BenchmarkHealth(b *testing.B) {
 		_, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
 		return err
 	})
+}
+
+func TestRewriteFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "README.md")
+	if err := os.WriteFile(path, []byte("a <!-- bench:start -->old<!-- bench:end --> b"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := RewriteFile(path, func(doc string) (string, error) { return ReplaceBetweenMarkers(doc, "new") }); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.Contains(string(b), "new") || strings.Contains(string(b), "old") {
+		t.Fatalf("rewritten: %q", b)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o640 {
+		t.Fatalf("mode %v, want 0640 kept", st.Mode().Perm())
+	}
+	if err := RewriteFile(filepath.Join(t.TempDir(), "missing"), func(s string) (string, error) { return s, nil }); err == nil {
+		t.Fatal("a missing file must be an error")
+	}
 }

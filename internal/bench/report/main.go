@@ -577,22 +577,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float
 
 // writeReadme puts table between the README's markers, or warns.
 func writeReadme(path, table string) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		progress("warning: %v; README not updated", err)
-		return
-	}
-	out, err := bench.ReplaceBetweenMarkers(string(b), table)
-	if err != nil {
-		progress("warning: %s: %v; README not updated", path, err)
-		return
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		progress("warning: %v; README not updated", err)
-		return
-	}
-	if err := os.WriteFile(path, []byte(out), fi.Mode().Perm()); err != nil {
+	if err := bench.RewriteFile(path, func(doc string) (string, error) { return bench.ReplaceBetweenMarkers(doc, table) }); err != nil {
 		progress("warning: %v; README not updated", err)
 		return
 	}

@@ -269,22 +269,7 @@ func machine() string {
 
 // writeReadme puts table into the README's runtime section, or warns.
 func writeReadme(path, table string) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		progress("warning: %v; README not updated", err)
-		return
-	}
-	out, err := bench.UpsertRuntimeSection(string(b), table)
-	if err != nil {
-		progress("warning: %s: %v; README not updated", path, err)
-		return
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		progress("warning: %v; README not updated", err)
-		return
-	}
-	if err := os.WriteFile(path, []byte(out), fi.Mode().Perm()); err != nil {
+	if err := bench.RewriteFile(path, func(doc string) (string, error) { return bench.UpsertRuntimeSection(doc, table) }); err != nil {
 		progress("warning: %v; README not updated", err)
 		return
 	}
