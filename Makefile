@@ -8,7 +8,7 @@ BIN           := bin
 PKGS          := ./...
 FUZZTIME      ?= 10s
 
-.PHONY: all build test test-short fuzz demo generate check-generated lint bench clean
+.PHONY: all build tools test test-short fuzz demo generate check-generated lint bench clean
 
 all: build
 
@@ -17,8 +17,12 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
+## tools: the oracles the tests compare against (tcpdump), installed when missing
+tools:
+	@bash scripts/install-tools.sh
+
 ## test: every test, with the race detector
-test:
+test: tools
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 ## test-short: without the race detector, for quick iteration
