@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"fmt"
-	"log/slog"
 	"sync"
 
 	"github.com/triage-sh/triage/internal/gops"
@@ -14,7 +13,6 @@ import (
 type server struct {
 	triagev1.UnimplementedRuntimeServiceServer
 	o       Options
-	log     *slog.Logger
 	self    *agentTarget // the sidecar's own in-process agent
 	app     *agentTarget // the app's agent; nil when not configured
 	gops    gopsTarget   // the app's gops agent; nil when not configured
@@ -25,10 +23,7 @@ type server struct {
 }
 
 func newServer(o Options, d capability.Deps) (_ *server, err error) {
-	s := &server{o: o, log: d.Logger, looks: map[string]look{}}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
+	s := &server{o: o, looks: map[string]look{}}
 	defer func() {
 		if err != nil {
 			s.close()
