@@ -44,6 +44,19 @@ type ArtifactOption func(*artifactOptions)
 type artifactOptions struct {
 	onHeader   func(*triagev1.ArtifactHeader) error
 	onProgress func(written int64)
+	onCounters func(*triagev1.ArtifactProgress)
+}
+
+// progressMessage is an artifact message that may also carry the server's
+// running counters (the capture stream does).
+type progressMessage interface {
+	GetProgress() *triagev1.ArtifactProgress
+}
+
+// OnCounters calls f with each progress message the server sends between
+// chunks (running counters such as packets and drops).
+func OnCounters(f func(*triagev1.ArtifactProgress)) ArtifactOption {
+	return func(o *artifactOptions) { o.onCounters = f }
 }
 
 // OnHeader calls f with the header before any bytes are written, e.g. to
@@ -121,6 +134,15 @@ func ReadArtifact[M ArtifactMessage](stream ArtifactStream[M], w io.Writer, opts
 				return a, fmt.Errorf("%w: the trailer counts %d bytes but %d arrived", ErrArtifactProtocol, t.GetBytes(), a.Written)
 			}
 		default:
+			if pm, ok := any(m).(progressMessage); ok && pm.GetProgress() != nil {
+				if a.Header == nil {
+					return a, fmt.Errorf("%w: progress before the header", ErrArtifactProtocol)
+				}
+				if o.onCounters != nil {
+					o.onCounters(pm.GetProgress())
+				}
+				continue
+			}
 			return a, fmt.Errorf("%w: a message with neither header, chunk nor trailer", ErrArtifactProtocol)
 		}
 	}

@@ -56,6 +56,7 @@ type Client struct {
 	explain triagev1.ExplainServiceClient
 	process triagev1.ProcessServiceClient
 	runtime triagev1.RuntimeServiceClient
+	capture triagev1.CaptureServiceClient
 	health  healthpb.HealthClient
 }
 
@@ -97,6 +98,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		explain: triagev1.NewExplainServiceClient(conn),
 		process: triagev1.NewProcessServiceClient(conn),
 		runtime: triagev1.NewRuntimeServiceClient(conn),
+		capture: triagev1.NewCaptureServiceClient(conn),
 		health:  healthpb.NewHealthClient(conn),
 	}, nil
 }

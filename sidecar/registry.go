@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"github.com/triage-sh/triage/sidecar/capability"
+	"github.com/triage-sh/triage/sidecar/capture"
 	"github.com/triage-sh/triage/sidecar/explain"
 	"github.com/triage-sh/triage/sidecar/process"
 	"github.com/triage-sh/triage/sidecar/runtime"
@@ -14,5 +15,6 @@ func DefaultCapabilities() []capability.Capability {
 		explain.Capability(),
 		process.Capability(),
 		runtime.Capability(),
+		capture.Capability(),
 	}
 }

@@ -24,6 +24,9 @@ type progress struct {
 	start time.Time
 	bytes atomic.Int64
 
+	// lineFn, when set, draws the line instead of line.
+	lineFn func(*progress) string
+
 	stopOnce sync.Once
 	stop     chan struct{}
 	stopped  chan struct{}
@@ -32,7 +35,12 @@ type progress struct {
 // startProgress starts drawing (on a terminal) the progress of label,
 // expected to take total (0 when unknown).
 func startProgress(w io.Writer, live bool, label string, total time.Duration) *progress {
-	p := &progress{w: w, live: live, label: label, total: total, start: time.Now(), stop: make(chan struct{}), stopped: make(chan struct{})}
+	return startProgressLine(w, live, total, label, nil)
+}
+
+// startProgressLine is startProgress with a line of the caller's own.
+func startProgressLine(w io.Writer, live bool, total time.Duration, label string, lineFn func(*progress) string) *progress {
+	p := &progress{w: w, live: live, label: label, total: total, start: time.Now(), lineFn: lineFn, stop: make(chan struct{}), stopped: make(chan struct{})}
 	if !live {
 		close(p.stopped)
 		return p
@@ -59,6 +67,9 @@ func (p *progress) Set(n int64) { p.bytes.Store(n) }
 
 // line is the progress text: "cpu profile: 4.2s / 10s, 1.2 MiB received".
 func (p *progress) line() string {
+	if p.lineFn != nil {
+		return p.lineFn(p)
+	}
 	elapsed := time.Since(p.start).Truncate(100 * time.Millisecond)
 	when := render.Duration(elapsed)
 	if p.total > 0 {

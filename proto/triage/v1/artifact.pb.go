@@ -142,6 +142,63 @@ func (x *ArtifactChunk) GetData() []byte {
 	return nil
 }
 
+// ArtifactProgress may appear between chunks of a long artifact: the
+// server's running counters, for a live progress line. Readers that do not
+// know it skip it.
+type ArtifactProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// elapsed is the time since the artifact started.
+	Elapsed *durationpb.Duration `protobuf:"bytes,1,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	// counters are the running totals (packets, bytes, kernel_drops, stream_drops).
+	Counters      map[string]uint64 `protobuf:"bytes,2,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArtifactProgress) Reset() {
+	*x = ArtifactProgress{}
+	mi := &file_triage_v1_artifact_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArtifactProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArtifactProgress) ProtoMessage() {}
+
+func (x *ArtifactProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_triage_v1_artifact_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArtifactProgress.ProtoReflect.Descriptor instead.
+func (*ArtifactProgress) Descriptor() ([]byte, []int) {
+	return file_triage_v1_artifact_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ArtifactProgress) GetElapsed() *durationpb.Duration {
+	if x != nil {
+		return x.Elapsed
+	}
+	return nil
+}
+
+func (x *ArtifactProgress) GetCounters() map[string]uint64 {
+	if x != nil {
+		return x.Counters
+	}
+	return nil
+}
+
 // ArtifactTrailer closes the artifact with what the server counted.
 type ArtifactTrailer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -157,14 +214,17 @@ type ArtifactTrailer struct {
 	Counters map[string]uint64 `protobuf:"bytes,5,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// notes say what the server did to stay within its limits or stay cheap
 	// (rate lowered, a subset of goroutines sampled).
-	Notes         []string `protobuf:"bytes,6,rep,name=notes,proto3" json:"notes,omitempty"`
+	Notes []string `protobuf:"bytes,6,rep,name=notes,proto3" json:"notes,omitempty"`
+	// stop_reason says why the artifact ended: "complete", "duration",
+	// "count", "bytes", "client" or "error".
+	StopReason    string `protobuf:"bytes,7,opt,name=stop_reason,json=stopReason,proto3" json:"stop_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ArtifactTrailer) Reset() {
 	*x = ArtifactTrailer{}
-	mi := &file_triage_v1_artifact_proto_msgTypes[2]
+	mi := &file_triage_v1_artifact_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -176,7 +236,7 @@ func (x *ArtifactTrailer) String() string {
 func (*ArtifactTrailer) ProtoMessage() {}
 
 func (x *ArtifactTrailer) ProtoReflect() protoreflect.Message {
-	mi := &file_triage_v1_artifact_proto_msgTypes[2]
+	mi := &file_triage_v1_artifact_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -189,7 +249,7 @@ func (x *ArtifactTrailer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArtifactTrailer.ProtoReflect.Descriptor instead.
 func (*ArtifactTrailer) Descriptor() ([]byte, []int) {
-	return file_triage_v1_artifact_proto_rawDescGZIP(), []int{2}
+	return file_triage_v1_artifact_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ArtifactTrailer) GetBytes() uint64 {
@@ -234,6 +294,13 @@ func (x *ArtifactTrailer) GetNotes() []string {
 	return nil
 }
 
+func (x *ArtifactTrailer) GetStopReason() string {
+	if x != nil {
+		return x.StopReason
+	}
+	return ""
+}
+
 var File_triage_v1_artifact_proto protoreflect.FileDescriptor
 
 const file_triage_v1_artifact_proto_rawDesc = "" +
@@ -251,14 +318,22 @@ const file_triage_v1_artifact_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"#\n" +
 	"\rArtifactChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\xc0\x02\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xcb\x01\n" +
+	"\x10ArtifactProgress\x123\n" +
+	"\aelapsed\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x12E\n" +
+	"\bcounters\x18\x02 \x03(\v2).triage.v1.ArtifactProgress.CountersEntryR\bcounters\x1a;\n" +
+	"\rCountersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xe1\x02\n" +
 	"\x0fArtifactTrailer\x12\x14\n" +
 	"\x05bytes\x18\x01 \x01(\x04R\x05bytes\x125\n" +
 	"\bduration\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x1c\n" +
 	"\ttruncated\x18\x03 \x01(\bR\ttruncated\x12)\n" +
 	"\x10truncated_reason\x18\x04 \x01(\tR\x0ftruncatedReason\x12D\n" +
 	"\bcounters\x18\x05 \x03(\v2(.triage.v1.ArtifactTrailer.CountersEntryR\bcounters\x12\x14\n" +
-	"\x05notes\x18\x06 \x03(\tR\x05notes\x1a;\n" +
+	"\x05notes\x18\x06 \x03(\tR\x05notes\x12\x1f\n" +
+	"\vstop_reason\x18\a \x01(\tR\n" +
+	"stopReason\x1a;\n" +
 	"\rCountersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01B6Z4github.com/triage-sh/triage/proto/triage/v1;triagev1b\x06proto3"
@@ -275,26 +350,30 @@ func file_triage_v1_artifact_proto_rawDescGZIP() []byte {
 	return file_triage_v1_artifact_proto_rawDescData
 }
 
-var file_triage_v1_artifact_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_triage_v1_artifact_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_triage_v1_artifact_proto_goTypes = []any{
 	(*ArtifactHeader)(nil),        // 0: triage.v1.ArtifactHeader
 	(*ArtifactChunk)(nil),         // 1: triage.v1.ArtifactChunk
-	(*ArtifactTrailer)(nil),       // 2: triage.v1.ArtifactTrailer
-	nil,                           // 3: triage.v1.ArtifactHeader.AttributesEntry
-	nil,                           // 4: triage.v1.ArtifactTrailer.CountersEntry
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 6: google.protobuf.Duration
+	(*ArtifactProgress)(nil),      // 2: triage.v1.ArtifactProgress
+	(*ArtifactTrailer)(nil),       // 3: triage.v1.ArtifactTrailer
+	nil,                           // 4: triage.v1.ArtifactHeader.AttributesEntry
+	nil,                           // 5: triage.v1.ArtifactProgress.CountersEntry
+	nil,                           // 6: triage.v1.ArtifactTrailer.CountersEntry
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
 }
 var file_triage_v1_artifact_proto_depIdxs = []int32{
-	5, // 0: triage.v1.ArtifactHeader.started:type_name -> google.protobuf.Timestamp
-	3, // 1: triage.v1.ArtifactHeader.attributes:type_name -> triage.v1.ArtifactHeader.AttributesEntry
-	6, // 2: triage.v1.ArtifactTrailer.duration:type_name -> google.protobuf.Duration
-	4, // 3: triage.v1.ArtifactTrailer.counters:type_name -> triage.v1.ArtifactTrailer.CountersEntry
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	7, // 0: triage.v1.ArtifactHeader.started:type_name -> google.protobuf.Timestamp
+	4, // 1: triage.v1.ArtifactHeader.attributes:type_name -> triage.v1.ArtifactHeader.AttributesEntry
+	8, // 2: triage.v1.ArtifactProgress.elapsed:type_name -> google.protobuf.Duration
+	5, // 3: triage.v1.ArtifactProgress.counters:type_name -> triage.v1.ArtifactProgress.CountersEntry
+	8, // 4: triage.v1.ArtifactTrailer.duration:type_name -> google.protobuf.Duration
+	6, // 5: triage.v1.ArtifactTrailer.counters:type_name -> triage.v1.ArtifactTrailer.CountersEntry
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_triage_v1_artifact_proto_init() }
@@ -308,7 +387,7 @@ func file_triage_v1_artifact_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_triage_v1_artifact_proto_rawDesc), len(file_triage_v1_artifact_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
