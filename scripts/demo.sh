@@ -70,6 +70,22 @@ LOAD=$!
 triage profile --type wall --duration 5s -w "$OUT/wall.pb.gz"
 wait "$LOAD"
 go tool pprof -top -nodecount=15 "$OUT/wall.pb.gz" 2>/dev/null | tee "$OUT/wall-top.txt" || true
+PORT=${DEMO_ADDR##*:}
+section "triage capture -i lo -f 'tcp port $PORT' --duration 3s   (the demo's HTTP traffic, as pcapng)"
+load 4 &
+LOAD=$!
+if triage capture -i lo -f "tcp port $PORT" --duration 3s -w "$OUT/http.pcapng"; then
+  wait "$LOAD"
+  if command -v tcpdump >/dev/null 2>&1; then
+    tcpdump -n -r "$OUT/http.pcapng" >"$OUT/http-packets.txt" 2>/dev/null || true
+  elif command -v tshark >/dev/null 2>&1; then
+    tshark -n -r "$OUT/http.pcapng" >"$OUT/http-packets.txt" 2>/dev/null || true
+  fi
+  [ -f "$OUT/http-packets.txt" ] && sed -n 1,12p "$OUT/http-packets.txt"
+else
+  wait "$LOAD"
+  echo "(capture needs CAP_NET_RAW: run make demo as root to see it)"
+fi
 section "triage runtime"
 triage runtime | tee "$OUT/runtime.txt"
 section "a denied call: a bad request gets a clear error, and the server keeps serving"
