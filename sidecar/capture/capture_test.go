@@ -339,6 +339,11 @@ func TestCaptureLoopbackAndAny(t *testing.T) {
 					}
 				}
 			}
+			// The file ends with the interface statistics: what the kernel
+			// accepted and dropped.
+			if in0, _ := ng.Interface(0); in0.Statistics.PacketsReceived != tr.GetCounters()["kernel_packets"] || in0.Statistics.PacketsDropped != 0 || in0.Statistics.EndTime.IsZero() {
+				t.Errorf("interface 0 statistics %+v, kernel counters %v", in0.Statistics, tr.GetCounters())
+			}
 			si := ng.SectionInfo()
 			if !strings.Contains(si.Comment, "filter: ") || !strings.Contains(si.Comment, "started: ") || !strings.Contains(si.Comment, "triage capture by ") {
 				t.Errorf("section comment = %q", si.Comment)
@@ -470,6 +475,64 @@ func TestCaptureLimits(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	})
+}
+
+// slowWriter takes its time over every write, like a client on a slow link.
+type slowWriter struct {
+	n     int
+	delay time.Duration
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(w.delay)
+	w.n += len(p)
+	return len(p), nil
+}
+
+// TestCaptureSlowClient: a client that reads slower than packets arrive
+// slows the stream; the sidecar holds at most --capture-buffer-bytes, and
+// what it could not keep is counted as stream drops and said in a note.
+func TestCaptureSlowClient(t *testing.T) {
+	needRoot(t)
+	o := capture.DefaultOptions()
+	o.BufferBytes = 256 << 10
+	c := startSidecar(t, o)
+	addr, port := freeUDP(t)
+	hdr := make(chan struct{})
+	type res struct {
+		art *client.Artifact
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		art, err := c.Capture(context.Background(), &triagev1.CaptureRequest{Filter: fmt.Sprintf("udp port %d", port), Interface: "lo", Duration: durationpb.New(3 * time.Second)},
+			&slowWriter{delay: 25 * time.Millisecond}, client.OnHeader(func(*triagev1.ArtifactHeader) error { close(hdr); return nil }))
+		done <- res{art, err}
+	}()
+	<-hdr
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte{'y'}, 1400)
+	for range 10000 {
+		_, _ = conn.Write(payload)
+	}
+	conn.Close()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	cs := r.art.Trailer.GetCounters()
+	if cs["stream_drops"] == 0 {
+		t.Fatalf("no stream drops with a slow client: %v", cs)
+	}
+	if cs["packets"]+cs["stream_drops"] > cs["kernel_packets"] || cs["packets"] == 0 {
+		t.Errorf("counters do not add up: %v", cs)
+	}
+	if !strings.Contains(strings.Join(r.art.Trailer.GetNotes(), " "), "slower") {
+		t.Errorf("notes %q do not explain the drops", r.art.Trailer.GetNotes())
+	}
 }
 
 func TestCaptureBadRequests(t *testing.T) {
