@@ -1,8 +1,6 @@
 package bpf
 
 import (
-	"fmt"
-
 	xbpf "golang.org/x/net/bpf"
 )
 
@@ -272,6 +270,17 @@ func effectiveProtos(a arith, m map[string]bool) {
 	}
 }
 
+// usesARP reports whether a reads arp[] or rarp[] anywhere.
+func usesARP(a arith) bool {
+	switch a := a.(type) {
+	case loadArith:
+		return a.proto == "arp" || a.proto == "rarp" || usesARP(a.idx)
+	case binArith:
+		return usesARP(a.l) || usesARP(a.r)
+	}
+	return false
+}
+
 func firstLiteral(a arith) (uint32, bool) {
 	switch a := a.(type) {
 	case numArith:
@@ -347,16 +356,13 @@ func (g *gen) guard(proto string, lt, lf int) {
 	case "icmp6":
 		g.seq(lt, lf,
 			func(t, f int) { g.ethertype(etherIP6, t, f) },
-			func(t, f int) { g.ldEq(g.nh+6, 1, 0xff, ipprotoICMP6, t, f) })
+			func(t, f int) { g.netEq(6, 1, 0xff, ipprotoICMP6, t, f) })
 	default: // transport over IPv4, first fragment only
 		num := map[string]uint32{"tcp": ipprotoTCP, "udp": ipprotoUDP, "icmp": ipprotoICMP, "sctp": ipprotoSCTP}[proto]
 		g.seq(lt, lf,
 			func(t, f int) { g.ethertype(etherIP, t, f) },
-			func(t, f int) { g.ldEq(g.nh+9, 1, 0xff, num, t, f) },
-			func(t, f int) {
-				g.emit(xbpf.LoadAbsolute{Off: g.nh + 6, Size: 2})
-				g.jump(xbpf.JumpBitsSet, 0x1fff, f, t)
-			})
+			func(t, f int) { g.netEq(9, 1, 0xff, num, t, f) },
+			g.firstFragment)
 	}
 }
 
@@ -373,8 +379,8 @@ var jumpTests = map[string]xbpf.JumpTest{
 
 // evalA emits code leaving a's value in A, using scratch slots from depth.
 func (g *gen) evalA(a arith, depth int) {
-	if depth >= 16 {
-		g.err = fmt.Errorf("filter: arithmetic expression too deep")
+	if depth >= vlanReg {
+		g.fail("arithmetic expression too deep")
 		return
 	}
 	if v, ok := constValue(a); ok {
@@ -389,11 +395,11 @@ func (g *gen) evalA(a arith, depth int) {
 		case "ether":
 			g.emit(xbpf.LoadAbsolute{Off: a.off, Size: int(a.size)})
 		case "ip", "ip6", "arp", "rarp":
-			g.emit(xbpf.LoadAbsolute{Off: g.nh + a.off, Size: int(a.size)})
+			g.ldNet(int(a.off), int(a.size))
 		case "icmp6":
-			g.emit(xbpf.LoadAbsolute{Off: g.nh + 40 + a.off, Size: int(a.size)})
+			g.ldNet(40+int(a.off), int(a.size))
 		default:
-			g.emit(xbpf.LoadMemShift{Off: g.nh})
+			g.ldxTransport()
 			g.emit(xbpf.LoadIndirect{Off: g.nh + a.off, Size: int(a.size)})
 		}
 	case binArith:
@@ -411,6 +417,11 @@ func (g *gen) evalA(a arith, depth int) {
 }
 
 func (g *gen) relation(n relNode, lt, lf int) {
+	if g.mplsDepth > 0 && (usesARP(n.l) || usesARP(n.r)) {
+		// libpcap generates (then drops) a check for every accessor.
+		g.fail("unsupported protocol over mpls")
+		return
+	}
 	// As libpcap: an arithmetic operator keeps only its left operand's
 	// protocol check, so a relation checks the protocol of the left-most
 	// accessor of each side ("ip[0] + tcp[0] = 5" checks only IPv4).

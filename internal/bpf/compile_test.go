@@ -23,7 +23,15 @@ func TestSyntaxErrors(t *testing.T) {
 		{"port http", 5, "http"},
 		{"tcp or 80", 7, "80"},
 		{"ether host 1.2.3.4", 11, "1.2.3.4"},
-		{"vlan 10", 0, "vlan"},
+		{"vlan 10 or 20", 11, "20"},
+		{"vlan 4096", 0, "vlan"},
+		{"mpls 0x100000", 0, "mpls"},
+		{"mpls and vlan", 9, "vlan"},
+		{"mpls and arp", 9, "arp"},
+		{"mpls and host 1.2.3.4 and arp[0] = 1", 26, "arp"},
+		{"mpls and ether proto 0x800 or 0x806", 30, "0x806"},
+		{"mpls and (arp[0] = 1)", 10, "arp"},
+		{"vlan (tcp)", 6, "tcp"},
 		{"host 1.2.3.4 or", 15, ""},
 		{"(tcp", 4, ""},
 		{"tcp)", 3, ")"},
@@ -41,6 +49,17 @@ func TestSyntaxErrors(t *testing.T) {
 		}
 		if se.Pos != c.pos || se.Word != c.word {
 			t.Errorf("%q: got pos %d word %q (%v), want pos %d word %q", c.filter, se.Pos, se.Word, se, c.pos, c.word)
+		}
+	}
+	// libpcap has no VLAN or MPLS support for Linux cooked captures.
+	for _, c := range []struct {
+		filter string
+		pos    int
+	}{{"vlan", 0}, {"tcp and vlan 10", 8}, {"mpls", 0}} {
+		_, err := Compile(c.filter, LinuxSLL2, 0)
+		var se *SyntaxError
+		if !errors.As(err, &se) || se.Pos != c.pos {
+			t.Errorf("LINUX_SLL2 %q: want a *SyntaxError at %d, got %v", c.filter, c.pos, err)
 		}
 	}
 }
@@ -82,6 +101,7 @@ func TestSupported(t *testing.T) {
 		"len > 100", "greater 100", "less 60", "ether[0] & 1 != 0", "icmp6[icmp6type] = icmp6-echo",
 		"ether host 00:11:22:33:44:55", "ether src 0:1:2:3:4:5", "ether broadcast", "multicast", "ether proto 0x88cc",
 		"host 1.2.3.4 and (10.0.0.1 or 1.2.3.5)", "port 80 and (tcp) or 443", "port 80 and len > 100",
+		"vlan", "vlan 10", "vlan (10)", "vlan and vlan 20 and tcp port 80", "not vlan", "mpls", "mpls 100 and mpls and ip",
 	} {
 		if _, err := Compile(f, EN10MB, 0); err != nil {
 			t.Errorf("%q: %v", f, err)

@@ -51,6 +51,17 @@
 //     [ether] broadcast, [ether] multicast (Ethernet only); igmp, igrp, pim,
 //     vrrp, carp, ah, esp.
 //
+//   - vlan [ID] (802.1Q, 802.1ad or 0x9100 TPID; ID 0-4095) and mpls [LABEL]
+//     (LABEL 0-1048575), on Ethernet only as in libpcap. Like libpcap, each
+//     one moves the link-layer offsets by 4 for everything after it in the
+//     expression, in reading order and whatever the operators: "vlan 10 and
+//     tcp" looks for TCP inside the tag, "vlan and vlan 20" matches VLAN 20
+//     inside any tag, and so do the tests after "vlan or" and "not vlan".
+//     After mpls only IPv4 and IPv6 can be tested (the bottom-of-stack bit
+//     and the IP version nibble, as libpcap); vlan after mpls is rejected.
+//     Options.KernelVLAN generates the variant libpcap uses on a live Linux
+//     socket, where the kernel has taken the outer tag out of the frame.
+//
 // Host and service names are not resolved (rejected): the filter must not
 // depend on the sidecar's /etc/hosts or /etc/services.
 package bpf

@@ -71,7 +71,8 @@ func (g *exprGen) prim() (string, string) {
 	if g.pick(4) == 0 {
 		return g.choose("ip", "ip6", "arp", "rarp", "tcp", "udp", "icmp", "icmp6", "sctp",
 			"ether broadcast", "multicast", "ether proto 0x86dd", "ether host 00:11:22:33:44:55",
-			"ether src 66:77:88:99:aa:bb", "ether dst ff:ff:ff:ff:ff:ff", "greater 60", "less 80", "igmp", "pim", "ah", "esp", "vrrp"), ""
+			"ether src 66:77:88:99:aa:bb", "ether dst ff:ff:ff:ff:ff:ff", "greater 60", "less 80", "igmp", "pim", "ah", "esp", "vrrp",
+			"vlan", "vlan 10", "vlan 20", "vlan 4095", "mpls", "mpls 100", "mpls 5"), ""
 	}
 	addr := g.choose("host", "net", "port", "portrange", "", "proto")
 	var proto string
@@ -127,25 +128,27 @@ func (g *exprGen) expr(depth int) (string, string) {
 
 var (
 	synthOnce sync.Once
-	synthPkts []packet
+	synthPkts map[LinkType][]packet
 )
 
-func checkAgainstLibpcap(t *testing.T, filter string) (compared bool) {
-	ours, err := Compile(filter, EN10MB, 0)
+func checkAgainstLibpcap(t *testing.T, filter string, lt LinkType) (compared bool) {
+	ours, err := Compile(filter, lt, 0)
 	if err != nil {
 		return false
 	}
-	theirs, errT := libpcapCompile(filter, EN10MB, DefaultSnaplen)
+	theirs, errT := libpcapCompile(filter, lt, DefaultSnaplen)
 	if errT != nil {
-		t.Errorf("%q: we accept, libpcap rejects: %v", filter, errT)
+		t.Errorf("%v %q: we accept, libpcap rejects: %v", lt, filter, errT)
 		return false
 	}
-	synthOnce.Do(func() { synthPkts = syntheticEthernet() })
-	diff, od, err := compare(filter, EN10MB, DefaultSnaplen, ours, theirs, synthPkts)
+	synthOnce.Do(func() {
+		synthPkts = map[LinkType][]packet{EN10MB: syntheticEthernet(), LinuxSLL2: syntheticSLL2()}
+	})
+	diff, v, err := compare(filter, lt, DefaultSnaplen, ours, theirs, synthPkts[lt])
 	if err != nil || diff != "" {
-		t.Errorf("%q: %v %s", filter, err, diff)
+		t.Errorf("%v %q: %v %s", lt, filter, err, diff)
 	}
-	optDeps.Add(int64(od))
+	optDeps.Add(int64(v.optDep))
 	return true
 }
 
@@ -159,7 +162,8 @@ func FuzzCompile(f *testing.F) {
 	_, errLook := lookTcpdump()
 	f.Fuzz(func(t *testing.T, s string) {
 		// 1. Arbitrary input: no panic; accepted programs are valid.
-		if prog, err := Compile(s, EN10MB, 0); err == nil {
+		prog, err := Compile(s, EN10MB, 0)
+		if err == nil {
 			if _, err := xbpf.NewVM(prog); err != nil {
 				t.Fatalf("%q: invalid program: %v", s, err)
 			}
@@ -169,16 +173,27 @@ func FuzzCompile(f *testing.F) {
 		} else if _, ok := err.(*SyntaxError); !ok {
 			t.Fatalf("%q: error is not a *SyntaxError: %v", s, err)
 		}
-		// 2. A grammar-generated expression: agreement with libpcap.
+		// KernelVLAN accepts exactly what Compile accepts.
+		if _, errK := CompileWithOptions(s, EN10MB, 0, Options{KernelVLAN: true}); (errK == nil) != (err == nil) {
+			t.Fatalf("%q: Compile %v, KernelVLAN %v", s, err, errK)
+		}
+		// 2. A grammar-generated expression: agreement with libpcap, on
+		// Ethernet and (one in four) Linux cooked v2.
 		g := &exprGen{src: []byte(s)}
+		lt := EN10MB
+		if len(s)%4 == 3 {
+			lt = LinuxSLL2
+		}
 		expr, _ := g.expr(3)
-		if _, err := Compile(expr, LinuxSLL2, 0); err != nil {
-			if _, ok := err.(*SyntaxError); !ok {
-				t.Fatalf("%q: %v", expr, err)
+		for _, l := range []LinkType{EN10MB, LinuxSLL2} {
+			if _, err := Compile(expr, l, 0); err != nil {
+				if _, ok := err.(*SyntaxError); !ok {
+					t.Fatalf("%v %q: %v", l, expr, err)
+				}
 			}
 		}
 		if errLook == nil {
-			checkAgainstLibpcap(t, expr)
+			checkAgainstLibpcap(t, expr, lt)
 		}
 	})
 }
@@ -205,9 +220,14 @@ func TestGeneratedAgreement(t *testing.T) {
 		fl = append(fl, corpusFilter{e, DefaultSnaplen, false})
 	}
 	prefetch(fl, EN10MB)
+	prefetch(fl[:len(fl)/4], LinuxSLL2)
 	compared := 0
-	for _, e := range filters {
-		if checkAgainstLibpcap(t, e) {
+	for i, e := range filters {
+		lt := EN10MB
+		if i < len(filters)/4 {
+			lt = LinuxSLL2
+		}
+		if checkAgainstLibpcap(t, e, lt) {
 			compared++
 		}
 	}

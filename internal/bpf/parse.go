@@ -198,6 +198,22 @@ type (
 		mac [6]byte
 	}
 	etherProtoNode struct{ num uint32 }
+	// vlanNode is "vlan [ID]", mplsNode "mpls [LABEL]".
+	vlanNode struct {
+		num    uint32
+		hasNum bool
+	}
+	mplsNode struct {
+		num    uint32
+		hasNum bool
+	}
+	// atNode records the source position of a primitive, for errors
+	// found while generating code (libpcap reports those at compile time
+	// too: "unsupported protocol over mpls").
+	atNode struct {
+		tok token
+		x   node
+	}
 	// ipProtoNode is "[ip|ip6] proto N"; proto is pDefault, pIP or pIP6.
 	ipProtoNode struct {
 		proto int
@@ -234,7 +250,8 @@ func isKeyword(w string) bool {
 	_, a := protoNames[w]
 	_, b := addrNames[w]
 	_, c := abbrevProtos[w]
-	return a || b || c || w == "src" || w == "dst" || w == "mask" || w == "broadcast" || w == "multicast"
+	return a || b || c || w == "src" || w == "dst" || w == "mask" || w == "broadcast" || w == "multicast" ||
+		w == "vlan" || w == "mpls"
 }
 
 // abbrevProtos are libpcap's IP protocol abbreviations usable only alone.
@@ -308,7 +325,9 @@ func (p *parser) parseExpr(q qual) (node, qual, error) {
 			if !q.valid {
 				return nil, q, errAt(p.peek(), "syntax error: value without a qualifier")
 			}
+			idTok := p.peek()
 			r, err = p.parseID(q)
+			r = atNode{tok: idTok, x: r}
 		} else {
 			r, q, err = p.parseTerm(q)
 		}
@@ -337,7 +356,7 @@ func (p *parser) parseTerm(q qual) (node, qual, error) {
 		save := p.i
 		rel, errRel := p.parseRelation()
 		if errRel == nil {
-			return rel, qual{}, nil
+			return atNode{tok: t, x: rel}, qual{}, nil
 		}
 		p.i = save
 		p.next()
@@ -358,25 +377,36 @@ func (p *parser) parseTerm(q qual) (node, qual, error) {
 		p.next()
 		return inner, q, nil
 	case tWord:
-		if p.arithStart() {
-			n, err := p.parseRelation()
-			return n, qual{}, err
+		n, q, err := p.parseWordTerm(q)
+		if err != nil {
+			return nil, q, err
 		}
-		if t.text == "greater" || t.text == "less" {
-			p.next()
-			v := p.next()
-			n, ok := parseNum(v.text)
-			if v.kind != tWord || !ok {
-				return nil, q, errAt(v, "number expected")
-			}
-			return relNode{op: map[string]string{"greater": ">=", "less": "<="}[t.text], l: lenArith{}, r: numArith{n}}, qual{}, nil
-		}
-		return p.parsePrimitive()
+		return atNode{tok: t, x: n}, q, nil
 	case tEOF:
 		return nil, q, errAt(t, "syntax error: expression expected")
 	default:
 		return nil, q, errAt(t, "syntax error: unexpected word")
 	}
+}
+
+// parseWordTerm parses a term that starts with a word: a relation,
+// greater/less, or a primitive.
+func (p *parser) parseWordTerm(q qual) (node, qual, error) {
+	t := p.peek()
+	if p.arithStart() {
+		n, err := p.parseRelation()
+		return n, qual{}, err
+	}
+	if t.text == "greater" || t.text == "less" {
+		p.next()
+		v := p.next()
+		n, ok := parseNum(v.text)
+		if v.kind != tWord || !ok {
+			return nil, q, errAt(v, "number expected")
+		}
+		return relNode{op: map[string]string{"greater": ">=", "less": "<="}[t.text], l: lenArith{}, r: numArith{n}}, qual{}, nil
+	}
+	return p.parsePrimitive()
 }
 
 func (p *parser) parsePrimitive() (node, qual, error) {
@@ -392,6 +422,9 @@ func (p *parser) parsePrimitive() (node, qual, error) {
 	if n, ok := abbrevProtos[t.text]; ok {
 		p.next()
 		return n, qual{}, nil
+	}
+	if t.text == "vlan" || t.text == "mpls" {
+		return p.parseVLANMPLS()
 	}
 	pr, isProto := protoNames[t.text]
 	if isProto {
@@ -449,6 +482,46 @@ func (p *parser) parsePrimitive() (node, qual, error) {
 	}
 	n, err := p.parseID(nq)
 	return n, nq, err
+}
+
+// parseVLANMPLS parses "vlan [pnum]" and "mpls [pnum]", where pnum is a
+// number, possibly in parentheses. As in libpcap they take no qualifier
+// and a bare value may not follow them ("vlan 10 or 20" is an error).
+func (p *parser) parseVLANMPLS() (node, qual, error) {
+	t := p.next()
+	if p.lt != EN10MB {
+		what := map[string]string{"vlan": "VLAN", "mpls": "MPLS"}[t.text]
+		return nil, qual{}, errAt(t, "no "+what+" support for "+p.lt.String()+" (libpcap rejects it too)")
+	}
+	var num uint32
+	hasNum := false
+	depth := 0
+	for p.peek().kind == tLParen {
+		p.next()
+		depth++
+	}
+	if v, ok := parseNum(p.peek().text); ok && p.peek().kind == tWord {
+		p.next()
+		num, hasNum = v, true
+	} else if depth > 0 {
+		return nil, qual{}, errAt(p.peek(), "number expected")
+	}
+	for ; depth > 0; depth-- {
+		if c := p.peek(); c.kind != tRParen {
+			return nil, qual{}, errAt(c, "syntax error: expected )")
+		}
+		p.next()
+	}
+	if t.text == "vlan" {
+		if hasNum && num > 0x0fff {
+			return nil, qual{}, errAt(t, fmt.Sprintf("VLAN tag %d greater than maximum 4095", num))
+		}
+		return vlanNode{num: num, hasNum: hasNum}, qual{}, nil
+	}
+	if hasNum && num > 0xfffff {
+		return nil, qual{}, errAt(t, fmt.Sprintf("MPLS label %d greater than maximum 1048575", num))
+	}
+	return mplsNode{num: num, hasNum: hasNum}, qual{}, nil
 }
 
 // parseID parses libpcap's "id": not id | ( pid ) | bare value.

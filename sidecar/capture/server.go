@@ -158,7 +158,9 @@ func (s *server) plan(req *triagev1.CaptureRequest) (*plan, error) {
 	if lt == linkTypeSLL2 {
 		blt = bpf.LinuxSLL2
 	}
-	prog, err := bpf.Compile(p.filter, blt, uint32(p.snapLen))
+	// The kernel strips VLAN tags before the socket filter runs and keeps
+	// them as metadata: `vlan` must test that, as libpcap does live.
+	prog, err := bpf.CompileWithOptions(p.filter, blt, uint32(p.snapLen), bpf.Options{KernelVLAN: blt == bpf.EN10MB})
 	if err != nil {
 		var se *bpf.SyntaxError
 		if errors.As(err, &se) {
