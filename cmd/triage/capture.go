@@ -258,8 +258,11 @@ func (a *app) capture(ctx context.Context, f captureFlags) error {
 		client.OnProgress(p.setBytes),
 		client.OnCounters(p.setCounters))
 	if file != nil {
-		if serr := file.Sync(); serr != nil && err == nil {
-			err = serr
+		// Regular files only: /dev/null and pipes refuse fsync.
+		if st, serr := file.Stat(); serr == nil && st.Mode().IsRegular() {
+			if serr := file.Sync(); serr != nil && err == nil {
+				err = fmt.Errorf("sync %s: %w", f.out, serr)
+			}
 		}
 	}
 	mu.Lock()

@@ -253,6 +253,13 @@ func TestCaptureEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("dev null", func(t *testing.T) {
+		r := triage(t, nil, false, append(base, "-c", "3", "-w", os.DevNull, "-o", "json")...)
+		if r.code != exitOK || !strings.Contains(r.stdout, `"stop_reason": "count"`) {
+			t.Fatalf("exit %d: %s%s", r.code, r.stdout, r.stderr)
+		}
+	})
+
 	t.Run("stdout", func(t *testing.T) {
 		r := triage(t, nil, false, append(base, "-c", "5", "-w", "-")...)
 		if r.code != exitOK {

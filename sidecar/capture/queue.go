@@ -28,7 +28,11 @@ type queue struct {
 	dropped uint64
 	closed  bool
 	ready   chan struct{}
+	slab    []byte // packets are carved from slabs: one allocation per slabSize, not per packet
 }
+
+// slabSize is the allocation unit for queued packets.
+const slabSize = 256 << 10
 
 func newQueue(budget int) *queue {
 	return &queue{budget: budget, ready: make(chan struct{}, 1)}
@@ -45,13 +49,27 @@ func (q *queue) push(data []byte, ci capture.CaptureInfo) bool {
 		return false
 	}
 	q.bytes += cost
-	q.items = append(q.items, packet{data: append([]byte(nil), data...), ci: ci})
+	q.items = append(q.items, packet{data: q.copyData(data), ci: ci})
 	q.mu.Unlock()
 	select {
 	case q.ready <- struct{}{}:
 	default:
 	}
 	return true
+}
+
+// copyData copies data into the current slab (a new one when it is full;
+// the old one is collected once its packets have been written).
+func (q *queue) copyData(data []byte) []byte {
+	if len(data) > slabSize/4 {
+		return append([]byte(nil), data...)
+	}
+	if len(q.slab)+len(data) > cap(q.slab) {
+		q.slab = make([]byte, 0, slabSize)
+	}
+	n := len(q.slab)
+	q.slab = append(q.slab, data...)
+	return q.slab[n:len(q.slab):len(q.slab)]
 }
 
 // pop takes the oldest packet, if any.
