@@ -87,6 +87,10 @@ type Options struct {
 	RingBytes int
 	// Direction selects received and/or sent packets.
 	Direction Direction
+	// Promiscuous puts a named interface in promiscuous mode for the
+	// handle's lifetime (a membership of the socket, undone by the kernel
+	// when it closes). Ignored for "any", as by libpcap.
+	Promiscuous bool
 
 	// ring overrides the ring geometry (tests only).
 	ring *ringGeometry
@@ -113,7 +117,8 @@ type Stats struct {
 	Drops uint64
 	// FreezeQueueCount is how many times the ring was full (tp_freeze_q_cnt).
 	FreezeQueueCount uint64
-	// Delivered is the number of packets ReadPacket returned.
+	// Delivered is the number of packets ReadPacket returned (brought up to
+	// date whenever the reader waits or finishes a block, and on Close).
 	Delivered uint64
 	// UserFiltered is the number of packets rejected by the part of the
 	// filter that had to run in user space (only for "any" filters that
@@ -149,8 +154,10 @@ type Handle struct {
 	scratch   []byte
 	userVM    *bpf.VM // the filter, when it must run in user space
 
-	delivered    atomic.Uint64
-	userFiltered atomic.Uint64
+	// Counted by the reader without atomics (under readMu) and published
+	// to Stats before it waits, when it gives a block back, and on Close.
+	nDelivered, nUserFiltered uint64
+	delivered, userFiltered   atomic.Uint64
 
 	// mu guards the descriptors' lifetime (Close sets them to -1 under it)
 	// and the accumulated kernel statistics.
@@ -291,6 +298,13 @@ func Open(o Options) (_ *Handle, err error) {
 	// (before 3.9) just do not lock.
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_LOCK_FILTER, 1)
 
+	if o.Promiscuous && !anyIface {
+		mreq := unix.PacketMreq{Ifindex: int32(h.ifindex), Type: unix.PACKET_MR_PROMISC}
+		if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
+			return nil, fmt.Errorf("capture: promiscuous mode on %q: %w", o.Interface, err)
+		}
+	}
+
 	geo := o.ring
 	if geo == nil {
 		g := defaultGeometry(prog.kernelSnap, o.RingBytes)
@@ -335,7 +349,7 @@ func sockErr(e unix.Errno) error {
 	case unix.ENETDOWN:
 		return fmt.Errorf("the interface is down (%w)", e)
 	case unix.ENODEV, unix.ENXIO:
-		return fmt.Errorf("the interface was removed (%w)", e)
+		return fmt.Errorf("the interface was removed (%v): %w", e, ErrNoInterface)
 	}
 	return e
 }
@@ -373,6 +387,7 @@ func (h *Handle) close() {
 	h.wake()
 	h.readMu.Lock()
 	defer h.readMu.Unlock()
+	h.publish()
 	h.mu.Lock()
 	if h.fd >= 0 {
 		_ = h.readKernelStatsLocked()
@@ -444,7 +459,7 @@ func (h *Handle) ReadPacket(ctx context.Context) (data []byte, ci CaptureInfo, e
 		default:
 		}
 		if h.left > 0 {
-			data, ci, ok, err := h.next()
+			data, ok, err := h.next(&ci)
 			if err != nil || ok {
 				return data, ci, err
 			}
@@ -466,8 +481,15 @@ func (h *Handle) ReadPacket(ctx context.Context) (data []byte, ci CaptureInfo, e
 // the socket (a block was retired) or the eventfd.
 const pollTimeout = 250 // ms
 
+// publish makes the reader's counters visible to Stats.
+func (h *Handle) publish() {
+	h.delivered.Store(h.nDelivered)
+	h.userFiltered.Store(h.nUserFiltered)
+}
+
 // wait blocks until the socket or the eventfd is readable.
 func (h *Handle) wait(ctx context.Context) error {
+	h.publish()
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, h.wake)
 		defer stop()
@@ -493,13 +515,36 @@ func (h *Handle) wait(ctx context.Context) error {
 			return fmt.Errorf("capture: socket error (SO_ERROR: %v)", err)
 		}
 		if soErr != 0 {
-			return fmt.Errorf("capture: %s: %w", h.iface, sockErr(unix.Errno(soErr)))
+			e := unix.Errno(soErr)
+			if e == unix.ENETDOWN && h.ifindex > 0 && h.ifindexGone() {
+				e = unix.ENODEV
+			}
+			return fmt.Errorf("capture: %s: %w", h.iface, sockErr(e))
 		}
 	}
 	if fds[0].Revents&unix.POLLNVAL != 0 {
 		return fmt.Errorf("capture: poll: socket not open")
 	}
 	return nil
+}
+
+// ifindexGone reports whether the handle's interface has disappeared (in
+// the socket's network namespace, whatever the calling thread's). Deleting
+// an interface first takes it down, which is when the socket is told
+// (ENETDOWN): give the unregistration up to 100 ms to complete.
+func (h *Handle) ifindexGone() bool {
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		return false
+	}
+	for range 10 {
+		ifr.SetUint32(uint32(h.ifindex))
+		if errors.Is(unix.IoctlIfreq(h.fd, unix.SIOCGIFNAME, ifr), unix.ENODEV) {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
 }
 
 // Layout of the ring (include/uapi/linux/if_packet.h).
@@ -553,6 +598,7 @@ func (h *Handle) enterBlock() bool {
 
 // releaseBlock gives block cur back to the kernel and moves to the next.
 func (h *Handle) releaseBlock() {
+	h.publish()
 	atomic.StoreUint32(h.statusWord(h.cur), unix.TP_STATUS_KERNEL)
 	h.held, h.left = false, 0
 	h.cur++
@@ -565,13 +611,13 @@ var errCorrupt = errors.New("capture: malformed packet in the ring")
 
 // next decodes the packet at h.off. ok is false when the user-space filter
 // rejected it.
-func (h *Handle) next() (data []byte, ci CaptureInfo, ok bool, err error) {
+func (h *Handle) next(ci *CaptureInfo) (data []byte, ok bool, err error) {
 	r := h.ring
 	base := h.off
 	blockEnd := h.cur*h.blockSize + h.blockSize
 	if base+sllEnd > blockEnd {
 		h.left = 0
-		return nil, ci, false, errCorrupt
+		return nil, false, errCorrupt
 	}
 	nextOff := int(binary.NativeEndian.Uint32(r[base+pktNextOff:]))
 	snaplen := int(binary.NativeEndian.Uint32(r[base+pktSnaplenOff:]))
@@ -582,13 +628,13 @@ func (h *Handle) next() (data []byte, ci CaptureInfo, ok bool, err error) {
 	if h.left > 0 {
 		if nextOff <= 0 {
 			h.left = 0
-			return nil, ci, false, errCorrupt
+			return nil, false, errCorrupt
 		}
 		h.off = base + nextOff
 	}
 	start, end := base+mac, base+mac+snaplen
 	if mac < sllEnd || end > blockEnd {
-		return nil, ci, false, errCorrupt
+		return nil, false, errCorrupt
 	}
 	ci.Timestamp = time.Unix(int64(binary.NativeEndian.Uint32(r[base+pktSecOff:])), int64(binary.NativeEndian.Uint32(r[base+pktNsecOff:])))
 	ci.InterfaceIndex = int(int32(binary.NativeEndian.Uint32(r[base+sllIfindex:])))
@@ -648,8 +694,8 @@ func (h *Handle) next() (data []byte, ci CaptureInfo, ok bool, err error) {
 	if h.userVM != nil {
 		n, err := h.userVM.Run(data)
 		if err != nil || n == 0 {
-			h.userFiltered.Add(1)
-			return nil, ci, false, nil
+			h.nUserFiltered++
+			return nil, false, nil
 		}
 		if n < len(data) {
 			data = data[:n]
@@ -662,8 +708,8 @@ func (h *Handle) next() (data []byte, ci CaptureInfo, ok bool, err error) {
 	if ci.Length < ci.CaptureLength {
 		ci.Length = ci.CaptureLength
 	}
-	h.delivered.Add(1)
-	return data, ci, true, nil
+	h.nDelivered++
+	return data, true, nil
 }
 
 func (h *Handle) scratchBuf(n int) []byte {

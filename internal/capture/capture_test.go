@@ -585,10 +585,20 @@ func TestVethVLAN(t *testing.T) {
 	p := newVeth(t)
 	h := p.a.open(t, Options{Interface: p.va})
 	short := p.a.open(t, Options{Interface: p.va, SnapLen: 30})
+	// A "vlan" filter compiled for a live socket (the kernel's VLAN
+	// metadata) sees the tag the kernel stripped.
+	vprog, err := ibpf.CompileWithOptions("vlan 100 and udp dst port 4001", ibpf.EN10MB, 262144, ibpf.Options{KernelVLAN: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vraw, err := bpf.Assemble(vprog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vlan100 := p.a.open(t, Options{Interface: p.va, Filter: vraw})
 	var vaMAC, vbMAC net.HardwareAddr
 	p.a.do(func() { in, _ := net.InterfaceByName(p.va); vaMAC = in.HardwareAddr })
 	var fd int
-	var err error
 	p.b.do(func() {
 		var in *net.Interface
 		if in, err = net.InterfaceByName(p.vb); err != nil {
@@ -644,6 +654,10 @@ func TestVethVLAN(t *testing.T) {
 		if !bytes.Equal(pk.data, sent[i][:30]) || pk.ci.Length != len(sent[i]) {
 			t.Fatalf("snap 30 frame %d (len %d): got % x", i, pk.ci.Length, pk.data)
 		}
+	}
+	got = collect(t, vlan100, -1, nil, 300*time.Millisecond, 0)
+	if len(got) != 1 || !bytes.Equal(got[0].data, sent[0]) {
+		t.Fatalf("vlan 100 filter: %d frames; want the first one", len(got))
 	}
 }
 
@@ -883,5 +897,114 @@ func TestNoCapNetRaw(t *testing.T) {
 func TestDirectionString(t *testing.T) {
 	if DirectionIn.String() != "in" || DirectionOut.String() != "out" || DirectionInOut.String() != "inout" {
 		t.Fatal("Direction.String")
+	}
+}
+
+// TestInterfaceGone: a down interface cannot be opened; one that goes down
+// or disappears while captured ends ReadPacket with an error saying so,
+// instead of blocking forever.
+func TestInterfaceGone(t *testing.T) {
+	p := newVeth(t)
+	run(t, "ip", "-n", p.nsA, "link", "set", p.va, "down")
+	var err error
+	p.a.do(func() { _, err = Open(Options{Interface: p.va}) })
+	if err == nil || !strings.Contains(err.Error(), "down") {
+		t.Fatalf("Open on a down interface: %v", err)
+	}
+	run(t, "ip", "-n", p.nsA, "link", "set", p.va, "up")
+
+	for _, action := range []string{"down", "del"} {
+		h := p.a.open(t, Options{Interface: p.va})
+		errc := make(chan error, 1)
+		go func() {
+			for {
+				if _, _, err := h.ReadPacket(context.Background()); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+		time.Sleep(50 * time.Millisecond)
+		if action == "down" {
+			run(t, "ip", "-n", p.nsA, "link", "set", p.va, "down")
+		} else {
+			run(t, "ip", "-n", p.nsA, "link", "del", p.va)
+		}
+		select {
+		case err := <-errc:
+			t.Logf("%s: %v", action, err)
+			if errors.Is(err, ErrClosed) || (action == "del") != errors.Is(err, ErrNoInterface) {
+				t.Fatalf("%s: %v", action, err)
+			}
+		case <-time.After(3 * time.Second):
+			h.Close()
+			t.Fatalf("link %s: ReadPacket still blocked", action)
+		}
+		h.Close()
+		if action == "down" {
+			run(t, "ip", "-n", p.nsA, "link", "set", p.va, "up")
+		}
+	}
+}
+
+// TestFilterFromFirstPacket: the filter is attached before the socket is
+// bound, so traffic flowing while Open runs never slips through unfiltered.
+func TestFilterFromFirstPacket(t *testing.T) {
+	ns := newNS(t)
+	noise := ns.udp(t, "127.0.0.1:0", "127.0.0.1")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b := make([]byte, 16)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				noise.cli.Write(b)
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	for _, iface := range []string{"lo", "any"} {
+		for range 10 {
+			filter := ethUDPDst(t, 9)
+			if iface == "any" {
+				filter = udpDstFilter(t, 20, 0, 9, 262144)
+			}
+			h := ns.open(t, Options{Interface: iface, Filter: filter})
+			if got := collect(t, h, -1, nil, 20*time.Millisecond, 0); len(got) != 0 {
+				t.Fatalf("%s: %d packets the filter rejects were delivered", iface, len(got))
+			}
+			h.Close()
+		}
+	}
+}
+
+func TestPromiscuous(t *testing.T) {
+	p := newVeth(t)
+	promisc := func() string {
+		out, err := exec.Command("ip", "-n", p.nsA, "-d", "link", "show", p.va).CombinedOutput()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range strings.Split(strings.Join(strings.Fields(string(out)), " "), " promiscuity ")[1:] {
+			return strings.Fields(f)[0]
+		}
+		t.Fatalf("no promiscuity in %s", out)
+		return ""
+	}
+	if got := promisc(); got != "0" {
+		t.Fatalf("promiscuity %s before", got)
+	}
+	h := p.a.open(t, Options{Interface: p.va, Promiscuous: true})
+	if got := promisc(); got != "1" {
+		t.Fatalf("promiscuity %s while open", got)
+	}
+	h.Close()
+	if got := promisc(); got != "0" {
+		t.Fatalf("promiscuity %s after Close", got)
 	}
 }

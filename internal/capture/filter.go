@@ -35,8 +35,8 @@ const (
 
 	bpfJA   = 0x00 // BPF_JMP|BPF_JA is op 0x05
 	bpfOpJA = bpfJMP | bpfJA
-	bpfAddK = bpfALU | 0x00 | 0x00 // add #k
-	bpfRetK = bpfRET | 0x00        // ret #k
+	bpfAddK = bpfALU // add #k (BPF_ALU|BPF_ADD|BPF_K, both 0)
+	bpfRetK = bpfRET // ret #k (BPF_RET|BPF_K)
 
 	// Ancillary loads: SKF_AD_OFF + SKF_AD_*.
 	skfAdOff      = 0xfffff000 // uint32(-0x1000)
