@@ -1,7 +1,5 @@
 package envoyadmin
 
-//go:generate go run ./internal/gentypes -o types.gen.go
-
 import (
 	"encoding/json"
 	"fmt"
@@ -83,6 +81,30 @@ func envoyVersion(build string) string {
 	return build
 }
 
+// v2alphaBuildVersion finds the node's build version in a v2alpha dump,
+// whose types are not linked in, so that the error can name the Envoy.
+func v2alphaBuildVersion(raw []byte) string {
+	var d struct {
+		Configs []struct {
+			Bootstrap struct {
+				Node struct {
+					BuildVersion      string `json:"build_version"`
+					BuildVersionCamel string `json:"buildVersion"`
+				} `json:"node"`
+			} `json:"bootstrap"`
+		} `json:"configs"`
+	}
+	if json.Unmarshal(raw, &d) != nil {
+		return ""
+	}
+	for _, c := range d.Configs {
+		if v := c.Bootstrap.Node.BuildVersion + c.Bootstrap.Node.BuildVersionCamel; v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
 // Decode scrubs and decodes a /config_dump answer (snake_case or
 // lowerCamelCase, any Envoy from 1.13). Unknown types are kept as JSON and
 // listed, never fatal; fields newer than go-control-plane are skipped. A
@@ -94,6 +116,9 @@ func Decode(raw []byte) (*ConfigDump, error) {
 		return nil, &Error{Kind: KindDecode, Msg: "config dump is not valid JSON", Err: err}
 	}
 	if len(res.v2alpha) > 0 {
+		if res.buildVersion == "" {
+			res.buildVersion = v2alphaBuildVersion(raw)
+		}
 		ue := &UnsupportedVersionError{TypeURLs: res.v2alpha, EnvoyVersion: envoyVersion(res.buildVersion)}
 		return nil, &Error{Kind: KindUnsupported, Msg: ue.Error(), Err: ue}
 	}
@@ -119,8 +144,8 @@ func IsLegacyType(typeURL string) bool {
 		(strings.HasPrefix(n, "envoy.config.") && (strings.Contains(n, ".v2.") || strings.Contains(n, ".v2alpha.")))
 }
 
-// resolver resolves type URLs from the global registry (every
-// go-control-plane and cncf/xds type, see types.gen.go). An unknown type
+// resolver resolves type URLs from the global registry (the types of
+// types.go), v2 resource types as their v3 successors (LegacyV3). An unknown type
 // resolves to an empty placeholder message, so with DiscardUnknown its fields
 // are skipped and the Any keeps its type URL with an empty value.
 type resolver struct{}
@@ -136,7 +161,37 @@ func (resolver) FindMessageByURL(url string) (protoreflect.MessageType, error) {
 	if err == nil {
 		return mt, nil
 	}
+	name := url
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	if v3, ok := LegacyV3[name]; ok {
+		if mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(v3)); err == nil {
+			return mt, nil
+		}
+	}
 	return placeholderType(), nil
+}
+
+// LegacyV3 maps the v2 resource types that v3 dumps of older Envoys (Istio
+// 1.5 to 1.7) still hold to their v3 successors. Envoy's v2 and v3 APIs are
+// wire- and JSON-compatible but for a few renamed fields (Envoy itself
+// upgraded v2 resources by re-parsing them as v3), so a v2 resource decodes
+// as its v3 type, keeping its v2 type URL; fields v3 removed are dropped.
+var LegacyV3 = map[string]string{
+	"envoy.api.v2.Listener":                                                        "envoy.config.listener.v3.Listener",
+	"envoy.api.v2.Cluster":                                                         "envoy.config.cluster.v3.Cluster",
+	"envoy.api.v2.RouteConfiguration":                                              "envoy.config.route.v3.RouteConfiguration",
+	"envoy.api.v2.ClusterLoadAssignment":                                           "envoy.config.endpoint.v3.ClusterLoadAssignment",
+	"envoy.api.v2.ScopedRouteConfiguration":                                        "envoy.config.route.v3.ScopedRouteConfiguration",
+	"envoy.api.v2.auth.Secret":                                                     "envoy.extensions.transport_sockets.tls.v3.Secret",
+	"envoy.api.v2.auth.DownstreamTlsContext":                                       "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+	"envoy.api.v2.auth.UpstreamTlsContext":                                         "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+	"envoy.config.filter.network.http_connection_manager.v2.HttpConnectionManager": "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+	"envoy.config.filter.network.tcp_proxy.v2.TcpProxy":                            "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+	"envoy.config.filter.http.router.v2.Router":                                    "envoy.extensions.filters.http.router.v3.Router",
+	"envoy.config.filter.http.fault.v2.HTTPFault":                                  "envoy.extensions.filters.http.fault.v3.HTTPFault",
+	"envoy.config.filter.http.cors.v2.Cors":                                        "envoy.extensions.filters.http.cors.v3.Cors",
 }
 
 func (resolver) FindExtensionByName(n protoreflect.FullName) (protoreflect.ExtensionType, error) {

@@ -606,8 +606,19 @@ func (w *walker) any(secret bool) error {
 	if url == "" {
 		return w.schemaless(secret)
 	}
-	mt, err := protoregistry.GlobalTypes.FindMessageByURL(url)
-	if err != nil {
+	// A pre-v3 admin dump is recognised by its type URLs, whether or not
+	// the v2alpha types are linked in (they are not: see types.go).
+	if name := url[strings.LastIndexByte(url, '/')+1:]; strings.HasPrefix(name, "envoy.admin.v2alpha.") && len(w.path) == 2 && string(w.path[0].key) == "configs" {
+		if w.v2alphaS == nil {
+			w.v2alphaS = map[string]bool{}
+		}
+		if !w.v2alphaS[url] {
+			w.v2alphaS[url] = true
+			w.res.v2alpha = append(w.res.v2alpha, url)
+		}
+	}
+	mt, ok := lookupType(url)
+	if !ok {
 		start := w.pos
 		if err := w.schemaless(secret); err != nil {
 			return err
@@ -617,16 +628,7 @@ func (w *walker) any(secret bool) error {
 		}
 		return nil
 	}
-	name := string(mt.Descriptor().FullName())
-	if strings.HasPrefix(name, "envoy.admin.v2alpha.") && len(w.path) == 2 && string(w.path[0].key) == "configs" {
-		if w.v2alphaS == nil {
-			w.v2alphaS = map[string]bool{}
-		}
-		if !w.v2alphaS[url] {
-			w.v2alphaS[url] = true
-			w.res.v2alpha = append(w.res.v2alpha, url)
-		}
-	} else if IsLegacyType(url) {
+	if IsLegacyType(url) {
 		if w.res.legacy == nil {
 			w.res.legacy = map[string]int{}
 		}
@@ -643,6 +645,20 @@ func (w *walker) any(secret bool) error {
 		})
 	}
 	return w.object(mi, secret, true)
+}
+
+// lookupType resolves a type URL as Decode's resolver does: a linked type,
+// or a v2 resource type as its v3 successor (LegacyV3).
+func lookupType(url string) (protoreflect.MessageType, bool) {
+	if mt, err := protoregistry.GlobalTypes.FindMessageByURL(url); err == nil {
+		return mt, true
+	}
+	if v3, ok := LegacyV3[url[strings.LastIndexByte(url, '/')+1:]]; ok {
+		if mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(v3)); err == nil {
+			return mt, true
+		}
+	}
+	return nil, false
 }
 
 // schemaless walks JSON without a schema (Struct values, unknown types,

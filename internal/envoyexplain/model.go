@@ -50,22 +50,9 @@ func FromConfigDump(d *envoyadmin.ConfigDump) Input {
 
 const typePrefix = "type.googleapis.com/"
 
-// legacyV3 maps v2 types to their v3 successors. Envoy's v2 and v3 APIs are
-// wire-compatible (Envoy itself upgraded v2 resources by re-parsing their
-// bytes as v3), so a v2 resource's bytes decode as its v3 type; fields v3
-// removed stay unknown and are ignored.
-var legacyV3 = map[string]string{
-	"envoy.api.v2.Listener":                                                        "envoy.config.listener.v3.Listener",
-	"envoy.api.v2.Cluster":                                                         "envoy.config.cluster.v3.Cluster",
-	"envoy.api.v2.RouteConfiguration":                                              "envoy.config.route.v3.RouteConfiguration",
-	"envoy.api.v2.ClusterLoadAssignment":                                           "envoy.config.endpoint.v3.ClusterLoadAssignment",
-	"envoy.api.v2.ScopedRouteConfiguration":                                        "envoy.config.route.v3.ScopedRouteConfiguration",
-	"envoy.api.v2.auth.Secret":                                                     "envoy.extensions.transport_sockets.tls.v3.Secret",
-	"envoy.api.v2.auth.DownstreamTlsContext":                                       "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-	"envoy.api.v2.auth.UpstreamTlsContext":                                         "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-	"envoy.config.filter.network.http_connection_manager.v2.HttpConnectionManager": "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-	"envoy.config.filter.network.tcp_proxy.v2.TcpProxy":                            "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-}
+// legacyV3 maps v2 types to their v3 successors: envoyadmin decodes a v2
+// resource as its v3 type (keeping the v2 type URL), so its bytes are v3.
+var legacyV3 = envoyadmin.LegacyV3
 
 // unpack decodes a into m when a holds m's type, or the v2 type m succeeds.
 // It returns the v2 type name when it upgraded, and false when a holds

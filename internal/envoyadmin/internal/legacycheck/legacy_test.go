@@ -1,4 +1,4 @@
-package envoyexplain
+package legacycheck
 
 import (
 	"fmt"
@@ -7,7 +7,15 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
-	_ "github.com/triage-sh/triage/internal/envoyadmin" // registers every type
+	_ "github.com/envoyproxy/go-control-plane/envoy/api/v2"
+	_ "github.com/envoyproxy/go-control-plane/envoy/api/v2/auth"
+	_ "github.com/envoyproxy/go-control-plane/envoy/config/filter/http/cors/v2"
+	_ "github.com/envoyproxy/go-control-plane/envoy/config/filter/http/fault/v2"
+	_ "github.com/envoyproxy/go-control-plane/envoy/config/filter/http/router/v2"
+	_ "github.com/envoyproxy/go-control-plane/envoy/config/filter/network/http_connection_manager/v2"
+	_ "github.com/envoyproxy/go-control-plane/envoy/config/filter/network/tcp_proxy/v2"
+
+	"github.com/triage-sh/triage/internal/envoyadmin"
 )
 
 // TestLegacyWireCompatible checks the premise of reading v2 resources as
@@ -54,7 +62,7 @@ func TestLegacyWireCompatible(t *testing.T) {
 			}
 		}
 	}
-	for v2, v3 := range legacyV3 {
+	for v2, v3 := range envoyadmin.LegacyV3 {
 		a, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(v2))
 		if err != nil {
 			t.Fatalf("%s: %v", v2, err)
