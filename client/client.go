@@ -57,6 +57,7 @@ type Client struct {
 	process triagev1.ProcessServiceClient
 	runtime triagev1.RuntimeServiceClient
 	capture triagev1.CaptureServiceClient
+	envoy   triagev1.EnvoyServiceClient
 	health  healthpb.HealthClient
 }
 
@@ -99,6 +100,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		process: triagev1.NewProcessServiceClient(conn),
 		runtime: triagev1.NewRuntimeServiceClient(conn),
 		capture: triagev1.NewCaptureServiceClient(conn),
+		envoy:   triagev1.NewEnvoyServiceClient(conn),
 		health:  healthpb.NewHealthClient(conn),
 	}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
+	channelzpb "google.golang.org/grpc/channelz/grpc_channelz_v1"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -17,11 +18,15 @@ import (
 // open is the permission of methods anyone may call: grpc.health.v1 only.
 const open = triagev1.Permission(-1)
 
-// externalPermissions are the services triage serves but does not define.
+// externalPermissions are the services triage serves but does not define:
+// their .proto files carry no (triage.v1.permission) option, so each gets
+// one permission for all its methods here. Health is open; reflection and
+// channelz (the sidecar's own connections and call counts) are reads.
 var externalPermissions = map[string]triagev1.Permission{
-	healthpb.Health_ServiceDesc.ServiceName:    open,
-	"grpc.reflection.v1.ServerReflection":      triagev1.Permission_PERMISSION_VIEW,
-	"grpc.reflection.v1alpha.ServerReflection": triagev1.Permission_PERMISSION_VIEW,
+	healthpb.Health_ServiceDesc.ServiceName:     open,
+	"grpc.reflection.v1.ServerReflection":       triagev1.Permission_PERMISSION_VIEW,
+	"grpc.reflection.v1alpha.ServerReflection":  triagev1.Permission_PERMISSION_VIEW,
+	channelzpb.Channelz_ServiceDesc.ServiceName: triagev1.Permission_PERMISSION_VIEW,
 }
 
 // permissionTable maps full method names ("/triage.v1.ExplainService/Explain")

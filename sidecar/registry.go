@@ -3,6 +3,7 @@ package sidecar
 import (
 	"github.com/triage-sh/triage/sidecar/capability"
 	"github.com/triage-sh/triage/sidecar/capture"
+	"github.com/triage-sh/triage/sidecar/envoy"
 	"github.com/triage-sh/triage/sidecar/explain"
 	"github.com/triage-sh/triage/sidecar/process"
 	"github.com/triage-sh/triage/sidecar/runtime"
@@ -16,5 +17,6 @@ func DefaultCapabilities() []capability.Capability {
 		process.Capability(),
 		runtime.Capability(),
 		capture.Capability(),
+		envoy.Capability(),
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	channelzsvc "google.golang.org/grpc/channelz/service"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -111,6 +112,9 @@ func New(c Config) (_ *Server, err error) {
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
+	// The sidecar's own channelz (its connections, sockets and call counts)
+	// for viewers; grpc/admin.Register would also bring in xDS's CSDS.
+	channelzsvc.RegisterChannelzServiceToServer(s.grpc)
 	if err := s.registerCapabilities(c.Capabilities); err != nil {
 		return nil, err
 	}

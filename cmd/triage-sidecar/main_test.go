@@ -58,6 +58,9 @@ func TestStartupErrors(t *testing.T) {
 		{"no TLS", nil, []string{"--addr", "127.0.0.1:0"}, 1, "no TLS certificate: pass --tls-cert"},
 		{"unreadable cert", nil, []string{"--addr", "127.0.0.1:0", "--tls-cert", "/nope/c.pem", "--tls-key", "/nope/k.pem", "--client-ca", "/nope/ca.pem"}, 1, "/nope/c.pem"},
 		{"plaintext off loopback", nil, []string{"--addr", "0.0.0.0:7070", "--insecure-local", "--tokens-file", "/x"}, 1, "only on loopback"},
+		{"envoy admin off loopback", nil, []string{"--dev", filepath.Join(dir, "dev"), "--addr", "127.0.0.1:0", "--envoy-admin", "http://10.1.2.3:15000"}, 1, "--envoy-allow-remote"},
+		{"envoy admin from the environment", []string{"TRIAGE_ENVOY_ADMIN=ftp://127.0.0.1:15000"}, []string{"--dev", filepath.Join(dir, "dev"), "--addr", "127.0.0.1:0"}, 1, `--envoy-admin: ftp://127.0.0.1:15000: envoy admin URL scheme "ftp"`},
+		{"envoy bad limit", nil, []string{"--dev", filepath.Join(dir, "dev"), "--addr", "127.0.0.1:0", "--envoy-admin", "http://127.0.0.1:15000", "--envoy-tap-max-concurrent", "0"}, 1, "--envoy-tap-max-concurrent must be at least 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
