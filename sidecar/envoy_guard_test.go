@@ -11,6 +11,7 @@ import (
 	"github.com/triage-sh/triage/internal/auth"
 	"github.com/triage-sh/triage/sidecar/capability"
 	"github.com/triage-sh/triage/sidecar/envoy"
+	"github.com/triage-sh/triage/sidecar/envoy/envoytest"
 )
 
 // TestEnvoyMethodsGuarded walks every EnvoyService method with the
@@ -25,6 +26,7 @@ func TestEnvoyMethodsGuarded(t *testing.T) {
 	l.Close()
 	o := envoy.DefaultOptions()
 	o.AdminURL = url
+	o.WorkerPath = envoytest.Worker(t)
 	row := capability.Capability{Name: "envoy-test", Register: func(s grpc.ServiceRegistrar, d capability.Deps) (func(), error) { return envoy.Register(s, d, o) }}
 	p := newPKI(t)
 	s := startServer(t, p, nil, row)

@@ -35,6 +35,7 @@ func startEnvoySidecar(t *testing.T, url string) (addr, dev string) {
 	o.Dev, o.Addr, o.ReloadInterval = dev, "127.0.0.1:0", 0
 	eo := envoy.DefaultOptions()
 	eo.AdminURL = url
+	eo.WorkerPath = envoytest.Worker(t)
 	var caps []capability.Capability
 	for _, c := range sidecar.DefaultCapabilities() {
 		if c.Name == "envoy" {

@@ -30,6 +30,8 @@ import (
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/triage-sh/triage/internal/envoyadmin/adminurl"
 )
 
 // Defaults used when Options leaves a field zero.
@@ -73,9 +75,9 @@ type Client struct {
 // New returns a client for the admin API at rawURL: http://host:port
 // (loopback unless Options.AllowRemote), https://..., or unix:///path.
 func New(rawURL string, opts Options) (*Client, error) {
-	u, err := url.Parse(rawURL)
+	t, err := adminurl.Parse(rawURL, opts.AllowRemote)
 	if err != nil {
-		return nil, &Error{Kind: KindInvalidArgument, URL: rawURL, Msg: "envoy admin URL does not parse: " + err.Error()}
+		return nil, &Error{Kind: KindInvalidArgument, URL: rawURL, Msg: err.Error()}
 	}
 	c := &Client{url: rawURL, opts: opts, timeout: opts.Timeout, max: opts.MaxResponseBytes}
 	if c.timeout <= 0 {
@@ -85,35 +87,20 @@ func New(rawURL string, opts Options) (*Client, error) {
 		c.max = DefaultMaxResponseBytes
 	}
 	tr := opts.Transport
-	switch u.Scheme {
+	switch t.Scheme {
 	case "http", "https":
-		if u.Host == "" {
-			return nil, &Error{Kind: KindInvalidArgument, URL: rawURL, Msg: "envoy admin URL has no host; want http://127.0.0.1:15000 or unix:///path"}
-		}
-		if !opts.AllowRemote && !isLoopback(u.Hostname()) {
-			return nil, &Error{Kind: KindInvalidArgument, URL: rawURL, Msg: "envoy admin address " + u.Host + " is not loopback; Envoy's admin is unauthenticated, so triage reaches it only on localhost or a Unix socket"}
-		}
-		c.base = &url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimSuffix(u.Path, "/")}
+		c.base = &url.URL{Scheme: t.Scheme, Host: t.Host, Path: t.Path}
 		if tr == nil {
 			tr = newTransport(nil)
 		}
 	case "unix":
-		path := u.Path
-		if u.Host != "" { // unix://relative/path
-			path = u.Host + u.Path
-		}
-		if path == "" {
-			return nil, &Error{Kind: KindInvalidArgument, URL: rawURL, Msg: "unix socket URL has no path; want unix:///path/to/admin.sock"}
-		}
 		c.base = &url.URL{Scheme: "http", Host: "envoy-admin"}
 		if tr == nil {
 			tr = newTransport(func(ctx context.Context, _, _ string) (net.Conn, error) {
 				var d net.Dialer
-				return d.DialContext(ctx, "unix", path)
+				return d.DialContext(ctx, "unix", t.Socket)
 			})
 		}
-	default:
-		return nil, &Error{Kind: KindInvalidArgument, URL: rawURL, Msg: fmt.Sprintf("envoy admin URL scheme %q is not http, https or unix", u.Scheme)}
 	}
 	c.http = &http.Client{
 		Transport: tr,
@@ -136,14 +123,6 @@ func newTransport(dial func(ctx context.Context, network, addr string) (net.Conn
 		IdleConnTimeout:     30 * time.Second,
 		DisableCompression:  true,
 	}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // URL returns the admin URL the client was made with.

@@ -4,11 +4,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/triage-sh/triage/sidecar/envoy/envoytest"
 )
 
 // fixtureDir holds admin output recorded from real Envoys; tests read it in
 // place (see its PROVENANCE.md) and skip when it is absent.
-const fixtureDir = "/work/shared/fixtures/envoy"
+var fixtureDir = envoytest.FixtureDir
 
 func fixturePath(t testing.TB, name string) string {
 	t.Helper()

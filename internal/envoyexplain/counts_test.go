@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/triage-sh/triage/internal/envoyadmin"
+
+	"github.com/triage-sh/triage/sidecar/envoy/envoytest"
 )
 
 // fixtureDir holds admin output recorded from real Envoys; tests read it in
 // place (see its PROVENANCE.md) and skip when it is absent.
-const fixtureDir = "/work/shared/fixtures/envoy"
+var fixtureDir = envoytest.FixtureDir
 
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()

@@ -8,17 +8,24 @@
 // dangerous endpoints are forwarded only when a flag turns each on. This
 // package chooses the admin calls, enforces the limits and maps errors to
 // gRPC codes.
+//
+// The work happens in a worker process (cmd/triage-envoy, package
+// sidecar/envoy/worker) that this package starts on the first Envoy call
+// and stops after --envoy-worker-idle without calls: linking Envoy's API
+// types costs about 12 MiB of RSS from process start, which the sidecar
+// itself should not pay while nobody asks about Envoy. This package keeps
+// the flags, the permissions (the guard sees EnvoyService as registered
+// here), explain's findings, and forwards each call over a private socket
+// pair.
 package envoy
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 
-	"github.com/triage-sh/triage/internal/envoyadmin"
 	triagev1 "github.com/triage-sh/triage/proto/triage/v1"
 	"github.com/triage-sh/triage/sidecar/capability"
 )
@@ -47,13 +54,19 @@ type Options struct {
 	// AllowQuit, AllowRuntimeModify and AllowDrainListeners forward
 	// Envoy's dangerous endpoints; each is off by default.
 	AllowQuit, AllowRuntimeModify, AllowDrainListeners bool
+	// WorkerPath is the triage-envoy binary; empty finds it beside the
+	// sidecar's executable, then on PATH.
+	WorkerPath string
+	// WorkerIdle stops the worker after this long without calls.
+	WorkerIdle time.Duration
 }
 
 // DefaultOptions are the defaults AddFlags registers.
 func DefaultOptions() Options {
 	return Options{
 		Timeout:          10 * time.Second,
-		MaxResponseBytes: envoyadmin.DefaultMaxResponseBytes,
+		MaxResponseBytes: 64 << 20,
+		WorkerIdle:       5 * time.Minute,
 		MaxStats:         10000,
 		TapMaxDuration:   60 * time.Second,
 		TapMaxBytes:      64 << 20,
@@ -75,6 +88,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.AllowRemote, "envoy-allow-remote", o.AllowRemote, "allow an --envoy-admin that is not loopback (Envoy's admin is unauthenticated)")
 	fs.BoolVar(&o.AllowQuit, "envoy-allow-quit", o.AllowQuit, "forward Quit to Envoy's /quitquitquit (operators only; off by default)")
 	fs.BoolVar(&o.AllowRuntimeModify, "envoy-allow-runtime-modify", o.AllowRuntimeModify, "forward ModifyRuntime to Envoy's /runtime_modify (operators only; off by default)")
+	fs.StringVar(&o.WorkerPath, "envoy-worker", o.WorkerPath, "the triage-envoy worker binary (default: beside triage-sidecar, then PATH)")
+	fs.DurationVar(&o.WorkerIdle, "envoy-worker-idle", o.WorkerIdle, "stop the Envoy worker process after this long without Envoy calls")
 	fs.BoolVar(&o.AllowDrainListeners, "envoy-allow-drain-listeners", o.AllowDrainListeners, "forward DrainListeners to Envoy's /drain_listeners (operators only; off by default)")
 }
 
@@ -120,22 +135,14 @@ func Register(s grpc.ServiceRegistrar, d capability.Deps, o Options) (func(), er
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	c, err := envoyadmin.New(o.AdminURL, envoyadmin.Options{
-		Timeout:             o.Timeout,
-		MaxResponseBytes:    o.MaxResponseBytes,
-		AllowRemote:         o.AllowRemote,
-		AllowQuit:           o.AllowQuit,
-		AllowRuntimeModify:  o.AllowRuntimeModify,
-		AllowDrainListeners: o.AllowDrainListeners,
-	})
-	if err != nil {
-		msg := err.Error()
-		if envoyadmin.KindOf(err) == envoyadmin.KindInvalidArgument && !o.AllowRemote {
-			msg += " (--envoy-allow-remote permits another address)"
-		}
-		return nil, fmt.Errorf("--envoy-admin: %s", msg)
+	if err := checkAdminURL(o); err != nil {
+		return nil, err
 	}
-	srv := newServer(o, c, d)
+	worker, err := findWorker(o.WorkerPath)
+	if err != nil {
+		return nil, err
+	}
+	srv := newProxy(o, worker, d)
 	triagev1.RegisterEnvoyServiceServer(s, srv)
 	if d.Contribute != nil {
 		d.Contribute(srv.explain)

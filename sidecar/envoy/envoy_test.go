@@ -12,12 +12,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -42,7 +44,23 @@ import (
 	"github.com/triage-sh/triage/sidecar/explain"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// workerPath is the Envoy worker the sidecars under test start: the real
+// cmd/triage-envoy, built once.
+var workerPath string
+
+func TestMain(m *testing.M) {
+	workerPath = envoytest.Worker(mainTB{})
+	goleak.VerifyTestMain(m)
+}
+
+// mainTB reports a failed worker build from TestMain.
+type mainTB struct{}
+
+func (mainTB) Helper() {}
+func (mainTB) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	os.Exit(1)
+}
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -174,6 +192,7 @@ func startSidecar(t *testing.T, o envoy.Options, withExplain bool) *sidecarHarne
 func options(url string) envoy.Options {
 	o := envoy.DefaultOptions()
 	o.AdminURL = url
+	o.WorkerPath = workerPath
 	return o
 }
 
@@ -741,4 +760,82 @@ func TestMethodPermissions(t *testing.T) {
 			t.Errorf("%s: permission %v, want %v", m.Name(), got, w)
 		}
 	}
+}
+
+// workers lists this process's children that run the Envoy worker.
+func workers(t *testing.T) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range ents {
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || !strings.Contains(s[:i], "(triage-envoy") {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[1] == fmt.Sprint(os.Getpid()) && f[0] != "Z" {
+			var pid int
+			fmt.Sscan(e.Name(), &pid)
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func waitWorkers(t *testing.T, n int) []int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		w := workers(t)
+		if len(w) == n {
+			return w
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d Envoy workers, want %d", len(w), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestWorkerLifecycle: the Envoy worker process starts with the first
+// Envoy call (a sidecar nobody asks about Envoy does not pay for its
+// types), stops after --envoy-worker-idle, starts again when needed, and a
+// worker that dies is replaced by the next call.
+func TestWorkerLifecycle(t *testing.T) {
+	_, url := newFake(t)
+	o := options(url)
+	o.WorkerIdle = 300 * time.Millisecond
+	h := startSidecar(t, o, false)
+	ctx := testCtx(t)
+	if w := workers(t); len(w) != 0 {
+		t.Fatalf("a worker runs before any Envoy call: %v", w)
+	}
+	if _, err := h.viewer.EnvoyClusters(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	first := waitWorkers(t, 1)
+	waitWorkers(t, 0) // idle: stopped
+	if _, err := h.viewer.EnvoyClusters(ctx, ""); err != nil {
+		t.Fatalf("after the idle stop: %v", err)
+	}
+	second := waitWorkers(t, 1)
+	if second[0] == first[0] {
+		t.Errorf("the same worker pid %d after an idle stop", first[0])
+	}
+	if err := syscall.Kill(second[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitWorkers(t, 0)
+	if _, err := h.viewer.EnvoyClusters(ctx, ""); err != nil {
+		t.Fatalf("after the worker died: %v", err)
+	}
+	waitWorkers(t, 1)
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -21,8 +22,57 @@ import (
 )
 
 // FixtureDir holds admin output recorded from real Envoys (see its
-// PROVENANCE.md). Tests skip when it is absent.
-const FixtureDir = "/work/shared/fixtures/envoy"
+// PROVENANCE.md): ../shared/fixtures/envoy relative to the module root.
+// Tests skip when it is absent.
+var FixtureDir = fixtureDir()
+
+func fixtureDir() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return filepath.Join("..", "shared", "fixtures", "envoy")
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "..", "shared", "fixtures", "envoy")
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return filepath.Join("..", "shared", "fixtures", "envoy")
+		}
+		dir = parent
+	}
+}
+
+var (
+	workerOnce sync.Once
+	workerPath string
+	workerErr  error
+)
+
+// Worker builds the Envoy worker (cmd/triage-envoy) once per test binary
+// and returns its path, for envoy.Options.WorkerPath.
+func Worker(tb interface {
+	Helper()
+	Fatalf(string, ...any)
+}) string {
+	tb.Helper()
+	workerOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "triage-envoy-worker")
+		if err != nil {
+			workerErr = err
+			return
+		}
+		workerPath = filepath.Join(dir, "triage-envoy")
+		out, err := exec.Command("go", "build", "-o", workerPath, "github.com/triage-sh/triage/cmd/triage-envoy").CombinedOutput()
+		if err != nil {
+			workerErr = fmt.Errorf("go build cmd/triage-envoy: %v\n%s", err, out)
+		}
+	})
+	if workerErr != nil {
+		tb.Fatalf("%v", workerErr)
+	}
+	return workerPath
+}
 
 // The fixtures served by default.
 const (

@@ -1,4 +1,4 @@
-package envoy
+package worker
 
 import (
 	"bytes"
@@ -139,7 +139,7 @@ func (s *server) Tap(req *triagev1.TapRequest, stream grpc.ServerStreamingServer
 		return err
 	}
 	defer s.finish(r)
-	s.log(ctx, "envoy tap started", "config_id", p.req.GetConfigId(), "duration", p.duration.String())
+	s.logMutation(ctx, "envoy tap started", "config_id", p.req.GetConfigId(), "duration", p.duration.String())
 	tctx, cancel := context.WithTimeout(ctx, p.duration)
 	defer cancel()
 	body, err := s.c.Tap(tctx, p.req)

@@ -1,8 +1,9 @@
-package envoy
+package worker
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,26 +22,46 @@ import (
 	"github.com/triage-sh/triage/internal/envoyexplain"
 	triagev1 "github.com/triage-sh/triage/proto/triage/v1"
 	"github.com/triage-sh/triage/sidecar/capability"
+	"github.com/triage-sh/triage/sidecar/envoy"
 )
 
-// chunkSize is the largest artifact chunk sent (DESIGN: at most 64 KiB).
-const chunkSize = 64 << 10
+// chunkSize keeps each chunk message inside grpc-go's 32 KiB buffer tier
+// (DESIGN allows up to 64 KiB; see sidecar/capture).
+const chunkSize = 32<<10 - 256
 
 type server struct {
 	triagev1.UnimplementedEnvoyServiceServer
-	o     Options
-	c     *envoyadmin.Client
-	d     capability.Deps
-	now   func() time.Time
-	taps  chan struct{}
-	cache findingsCache
+	o    envoy.Options
+	c    *envoyadmin.Client
+	log  *slog.Logger
+	now  func() time.Time
+	taps chan struct{}
 
 	mu      sync.Mutex
 	running map[*tapRun]struct{}
 }
 
-func newServer(o Options, c *envoyadmin.Client, d capability.Deps) *server {
-	return &server{o: o, c: c, d: d, now: time.Now, taps: make(chan struct{}, o.TapMaxConcurrent), running: map[*tapRun]struct{}{}}
+// New returns the EnvoyService implementation for the admin o names, and
+// a function that releases it. The worker process (cmd/triage-envoy) serves
+// it; the sidecar only forwards to it (see package envoy).
+func New(o envoy.Options, logger *slog.Logger) (triagev1.EnvoyServiceServer, func(), error) {
+	c, err := envoyadmin.New(o.AdminURL, envoyadmin.Options{
+		Timeout:             o.Timeout,
+		MaxResponseBytes:    o.MaxResponseBytes,
+		AllowRemote:         o.AllowRemote,
+		AllowQuit:           o.AllowQuit,
+		AllowRuntimeModify:  o.AllowRuntimeModify,
+		AllowDrainListeners: o.AllowDrainListeners,
+	})
+	if err != nil {
+		msg := err.Error()
+		if envoyadmin.KindOf(err) == envoyadmin.KindInvalidArgument && !o.AllowRemote {
+			msg += " (--envoy-allow-remote permits another address)"
+		}
+		return nil, nil, fmt.Errorf("--envoy-admin: %s", msg)
+	}
+	s := &server{o: o, c: c, log: logger, now: time.Now, taps: make(chan struct{}, o.TapMaxConcurrent), running: map[*tapRun]struct{}{}}
+	return s, s.close, nil
 }
 
 func (s *server) close() {
@@ -391,7 +412,7 @@ func (s *server) SetLogLevel(ctx context.Context, req *triagev1.SetLogLevelReque
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	s.log(ctx, "envoy log level set", "level", req.GetLevel(), "logger", req.GetLogger())
+	s.logMutation(ctx, "envoy log level set", "level", req.GetLevel(), "logger", req.GetLogger())
 	return &triagev1.SetLogLevelResponse{Loggers: loggersProto(ls)}, nil
 }
 
@@ -409,7 +430,7 @@ func (s *server) SetHealthCheck(ctx context.Context, req *triagev1.SetHealthChec
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	s.log(ctx, "envoy health check set", "action", req.GetAction().String())
+	s.logMutation(ctx, "envoy health check set", "action", req.GetAction().String())
 	return &triagev1.SetHealthCheckResponse{}, nil
 }
 
@@ -418,7 +439,7 @@ func (s *server) ResetCounters(ctx context.Context, _ *triagev1.ResetCountersReq
 	if err := s.c.ResetCounters(ctx); err != nil {
 		return nil, grpcError(err)
 	}
-	s.log(ctx, "envoy counters reset")
+	s.logMutation(ctx, "envoy counters reset")
 	return &triagev1.ResetCountersResponse{}, nil
 }
 
@@ -436,7 +457,7 @@ func (s *server) Quit(ctx context.Context, _ *triagev1.QuitRequest) (*triagev1.Q
 	if err := s.c.Quit(ctx); err != nil {
 		return nil, grpcError(err)
 	}
-	s.log(ctx, "envoy asked to quit")
+	s.logMutation(ctx, "envoy asked to quit")
 	return &triagev1.QuitResponse{}, nil
 }
 
@@ -452,7 +473,7 @@ func (s *server) ModifyRuntime(ctx context.Context, req *triagev1.ModifyRuntimeR
 	if err := s.c.RuntimeModify(ctx, req.GetValues()); err != nil {
 		return nil, grpcError(err)
 	}
-	s.log(ctx, "envoy runtime modified", "keys", strconv.Itoa(len(req.GetValues())))
+	s.logMutation(ctx, "envoy runtime modified", "keys", strconv.Itoa(len(req.GetValues())))
 	return &triagev1.ModifyRuntimeResponse{}, nil
 }
 
@@ -465,13 +486,13 @@ func (s *server) DrainListeners(ctx context.Context, req *triagev1.DrainListener
 	if err := s.c.DrainListeners(ctx, envoyadmin.DrainOptions{InboundOnly: req.GetInboundOnly(), Graceful: req.GetGraceful()}); err != nil {
 		return nil, grpcError(err)
 	}
-	s.log(ctx, "envoy listeners draining", "inbound_only", strconv.FormatBool(req.GetInboundOnly()))
+	s.logMutation(ctx, "envoy listeners draining", "inbound_only", strconv.FormatBool(req.GetInboundOnly()))
 	return &triagev1.DrainListenersResponse{}, nil
 }
 
-// log notes a mutation in the operational log (the audit log has every call).
-func (s *server) log(ctx context.Context, msg string, kv ...string) {
-	if s.d.Logger == nil {
+// logMutation notes a mutation in the operational log (the audit log has every call).
+func (s *server) logMutation(ctx context.Context, msg string, kv ...string) {
+	if s.log == nil {
 		return
 	}
 	args := []any{"admin", s.c.URL()}
@@ -481,7 +502,7 @@ func (s *server) log(ctx context.Context, msg string, kv ...string) {
 	for i := 0; i+1 < len(kv); i += 2 {
 		args = append(args, kv[i], kv[i+1])
 	}
-	s.d.Logger.InfoContext(ctx, msg, args...)
+	s.log.InfoContext(ctx, msg, args...)
 }
 
 func durationSince(start, end time.Time) *durationpb.Duration { return durationpb.New(end.Sub(start)) }
