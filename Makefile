@@ -63,6 +63,7 @@ bench: build
 	$(GO) run ./internal/bench/report -readme README.md -sidecar $(BIN)/triage-sidecar -floor $(BIN)/triage-bench-floor
 	$(GO) run ./internal/bench/runtimereport -readme README.md -sidecar $(BIN)/triage-sidecar -cli $(BIN)/triage
 	$(GO) run ./internal/bench/capturereport -readme README.md -sidecar $(BIN)/triage-sidecar -cli $(BIN)/triage
+	$(GO) run ./internal/bench/envoyreport -readme README.md
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./internal/bench/
 
 clean:
