@@ -81,8 +81,16 @@ func childSend() {
 	}
 }
 
+// sendUDP sends n datagrams "triage-i" (padded to size) to addr from an
+// unconnected socket: a connected one would report the ICMP port
+// unreachable of one datagram as the error of the next send, and that
+// datagram would never leave.
 func sendUDP(addr string, n, size int) error {
-	c, err := net.Dial("udp", addr)
+	dst, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return err
+	}
+	c, err := net.ListenUDP("udp", nil)
 	if err != nil {
 		return err
 	}
@@ -92,9 +100,7 @@ func sendUDP(addr string, n, size int) error {
 		if len(p) < size {
 			p = append(p, bytes.Repeat([]byte{'x'}, size-len(p))...)
 		}
-		// A datagram to a port nobody listens on comes back as ICMP port
-		// unreachable, which fails the next write: keep sending.
-		if _, err := c.Write(p); err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+		if _, err := c.WriteToUDP(p, dst); err != nil {
 			return err
 		}
 		time.Sleep(time.Millisecond)
