@@ -78,6 +78,7 @@ loopback; point the CLI at the same DIR with triage --dev DIR.`,
 		}
 	}
 	cmd.Flags().StringVar(&configFile, "config", "", "YAML configuration file (keys are flag names); also TRIAGE_CONFIG")
+	cmd.AddCommand(healthcheckCommand())
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "triage-sidecar: %v\n", err)
 		var ue usageError
