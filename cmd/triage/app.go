@@ -122,7 +122,7 @@ then run triage explain. For a local sidecar started with --dev DIR, pass the sa
 	f.StringVarP(&a.output, "output", "o", outputText, "output format: text or json")
 	f.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for the sidecar; 0 waits forever")
 	root.AddCommand(a.explainCommand(), a.procCommand(), a.versionCommand(),
-		a.goroutinesCommand(), a.profileCommand(), a.runtimeCommand(), a.captureCommand(), a.envoyCommand())
+		a.goroutinesCommand(), a.profileCommand(), a.runtimeCommand(), a.captureCommand(), a.injectCommand(), a.envoyCommand())
 	return root
 }
 
