@@ -239,7 +239,7 @@ func Open(o Options) (_ *Handle, err error) {
 	}
 	// Protocol 0: the socket receives nothing until bind, which comes last,
 	// after the filter and the ring are in place.
-	fd, err := unix.Socket(unix.AF_PACKET, sockType|unix.SOCK_CLOEXEC, 0)
+	fd, err := packetSocket(sockType | unix.SOCK_CLOEXEC)
 	if err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 			return nil, fmt.Errorf("capture: socket(AF_PACKET): %v: %w", err, ErrPermission)
