@@ -8,7 +8,7 @@ BIN           := bin
 PKGS          := ./...
 FUZZTIME      ?= 10s
 
-.PHONY: all build tools test test-short fuzz demo generate check-generated lint bench clean
+.PHONY: all build tools test test-short fuzz demo generate check-generated lint bench clean manifests
 
 all: build
 
@@ -16,6 +16,10 @@ all: build
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+
+## manifests: render every kustomize overlay and decode each object strictly into its Kubernetes type
+manifests:
+	bash scripts/manifests.sh
 
 ## tools: the oracles the tests compare against (tcpdump), installed when missing
 tools:
