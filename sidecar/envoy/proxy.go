@@ -227,11 +227,11 @@ func (p *proxy) start() (*workerProc, error) {
 	w := &workerProc{cmd: cmd, conn: cc, client: triagev1.NewEnvoyServiceClient(cc), exited: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
+		close(w.exited) // before the connection closes, so acquire never hands out a closing one
 		if err != nil {
 			p.log.Warn("the Envoy worker exited", "err", err.Error())
 		}
 		_ = cc.Close()
-		close(w.exited)
 	}()
 	p.log.Info("started the Envoy worker", "pid", cmd.Process.Pid, "binary", p.worker)
 	return w, nil
@@ -239,7 +239,7 @@ func (p *proxy) start() (*workerProc, error) {
 
 // acquire returns the worker's client (starting the worker if need be) and
 // a release function; the worker is not stopped while a call holds it.
-func (p *proxy) acquire(ctx context.Context) (context.Context, triagev1.EnvoyServiceClient, func(), error) {
+func (p *proxy) acquire(ctx context.Context) (context.Context, *workerProc, func(), error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -269,28 +269,51 @@ func (p *proxy) acquire(ctx context.Context) (context.Context, triagev1.EnvoySer
 	if id, ok := capability.IdentityFrom(ctx); ok {
 		ctx = metadata.AppendToOutgoingContext(ctx, MetadataIdentity, id.Name, MetadataAuthMethod, id.Method)
 	}
-	return ctx, p.w.client, release, nil
+	return ctx, p.w, release, nil
+}
+
+// died reports whether err came from w having exited (it is then replaced
+// by the next acquire).
+func (w *workerProc) died(err error) bool {
+	if c := status.Code(err); c != codes.Unavailable && c != codes.Canceled {
+		return false
+	}
+	select {
+	case <-w.exited:
+		return true
+	case <-time.After(200 * time.Millisecond):
+		return false
+	}
 }
 
 // unary forwards one unary call.
+// A call that failed because the worker had just died is made once more
+// on a new worker (the worker died before it could act on it, or the
+// call is one Envoy takes twice the same way: reads, log levels,
+// health-check fail/ok, counter resets).
 func unary[Req, Resp any](p *proxy, ctx context.Context, req Req, call func(triagev1.EnvoyServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error)) (Resp, error) {
-	var zero Resp
-	ctx, c, release, err := p.acquire(ctx)
-	if err != nil {
-		return zero, err
+	for attempt := 0; ; attempt++ {
+		cctx, w, release, err := p.acquire(ctx)
+		if err != nil {
+			var zero Resp
+			return zero, err
+		}
+		resp, err := call(w.client, cctx, req)
+		release()
+		if err == nil || attempt > 0 || ctx.Err() != nil || !w.died(err) {
+			return resp, err
+		}
 	}
-	defer release()
-	return call(c, ctx, req)
 }
 
 // streamed forwards one server-streaming call, message by message.
 func streamed[Req, Resp any](p *proxy, req Req, out grpc.ServerStreamingServer[Resp], call func(triagev1.EnvoyServiceClient, context.Context, Req, ...grpc.CallOption) (grpc.ServerStreamingClient[Resp], error)) error {
-	ctx, c, release, err := p.acquire(out.Context())
+	ctx, w, release, err := p.acquire(out.Context())
 	if err != nil {
 		return err
 	}
 	defer release()
-	in, err := call(c, ctx, req)
+	in, err := call(w.client, ctx, req)
 	if err != nil {
 		return err
 	}
