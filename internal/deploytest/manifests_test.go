@@ -304,8 +304,8 @@ func TestExampleApp(t *testing.T) {
 	nsLabels := withNameLabel(ns)
 	if dir := os.Getenv(EnvDir); dir != "" {
 		if _, err := os.Stat(filepath.Join(dir, fileCertManager)); err == nil {
-			wh := one[*admissionregistrationv1.MutatingWebhookConfiguration](t, load(t, fileCertManager), injectorName).Webhooks[0]
-			if !selects(t, wh.NamespaceSelector, nsLabels) || !selects(t, wh.ObjectSelector, tmpl.Labels) {
+			cfg := one[*admissionregistrationv1.MutatingWebhookConfiguration](t, load(t, fileCertManager), injectorName)
+			if reaches(t, cfg, nsLabels, tmpl.Labels) != 1 {
 				t.Errorf("example: the webhook's selectors do not select the example pod (namespace labels %v, pod labels %v)", nsLabels, tmpl.Labels)
 			}
 		}
@@ -700,10 +700,70 @@ func checkWebhook(t *testing.T, s *set, ns *corev1.Namespace) {
 		t.Fatalf("%s: want exactly one MutatingWebhookConfiguration and no validating one", s.file)
 	}
 	cfg := cfgs[0]
-	if cfg.Name != injectorName || len(cfg.Webhooks) != 1 {
-		t.Fatalf("MutatingWebhookConfiguration %s: %d webhooks, want one in %s", cfg.Name, len(cfg.Webhooks), injectorName)
+	if cfg.Name != injectorName || len(cfg.Webhooks) != 2 {
+		t.Fatalf("MutatingWebhookConfiguration %s: %d webhooks, want two in %s (namespace opt-in, pod opt-in)", cfg.Name, len(cfg.Webhooks), injectorName)
 	}
-	wh := cfg.Webhooks[0]
+	for i := range cfg.Webhooks {
+		checkWebhookEntry(t, s, &cfg.Webhooks[i])
+	}
+
+	// The selectors, evaluated together: a pod reaches the webhook through
+	// exactly one entry when it opted in (its namespace's label, or its own
+	// triage.dev/inject=true, the pod's word winning), never twice, and never
+	// in the system namespaces or triage's own.
+	enabled := map[string]string{inject.LabelNamespaceInjection: "enabled"}
+	podTrue := map[string]string{inject.LabelPodInject: "true"}
+	podFalse := map[string]string{inject.LabelPodInject: "false"}
+	shop := map[string]string{nameLabel: "shop"}
+	cases := []struct {
+		ns, pod map[string]string
+		want    int
+	}{
+		{merge(enabled, shop), nil, 1},
+		{merge(enabled, shop), map[string]string{"app": "shop"}, 1},
+		{merge(enabled, shop), podTrue, 1},
+		{merge(enabled, shop), podFalse, 0},
+		{shop, nil, 0},
+		{shop, podTrue, 1},
+		{shop, podFalse, 0},
+		{merge(map[string]string{inject.LabelNamespaceInjection: "disabled"}, shop), podTrue, 1},
+		{merge(map[string]string{inject.LabelNamespaceInjection: "disabled"}, shop), nil, 0},
+		{withNameLabel(ns), podTrue, 0},
+		{merge(ns.Labels, enabled, map[string]string{nameLabel: ns.Name}), nil, 0},
+	}
+	for _, excluded := range append(slices.Clone(inject.SystemNamespaces), inject.DefaultConfig().OwnNamespace) {
+		for _, pod := range []map[string]string{nil, podTrue} {
+			cases = append(cases, struct {
+				ns, pod map[string]string
+				want    int
+			}{merge(enabled, map[string]string{nameLabel: excluded}), pod, 0}, struct {
+				ns, pod map[string]string
+				want    int
+			}{map[string]string{nameLabel: excluded}, pod, 0})
+		}
+	}
+	for _, c := range cases {
+		if got := reaches(t, cfg, c.ns, c.pod); got != c.want {
+			t.Errorf("namespace labels %v, pod labels %v: reaches %d webhook entries, want %d", c.ns, c.pod, got, c.want)
+		}
+	}
+}
+
+// reaches counts the webhook entries whose selectors both match.
+func reaches(t *testing.T, cfg *admissionregistrationv1.MutatingWebhookConfiguration, nsLabels, podLabels map[string]string) int {
+	t.Helper()
+	n := 0
+	for _, wh := range cfg.Webhooks {
+		if selects(t, wh.NamespaceSelector, nsLabels) && selects(t, wh.ObjectSelector, podLabels) {
+			n++
+		}
+	}
+	return n
+}
+
+// checkWebhookEntry checks one webhook entry's settings.
+func checkWebhookEntry(t *testing.T, s *set, wh *admissionregistrationv1.MutatingWebhook) {
+	t.Helper()
 	eq := func(field string, got, want any) {
 		t.Helper()
 		if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -739,44 +799,6 @@ func checkWebhook(t *testing.T, s *set, ns *corev1.Namespace) {
 	eq("rules[0].resources", r.Resources, []string{"pods"})
 	if r.Scope != nil && *r.Scope != admissionregistrationv1.NamespacedScope {
 		t.Errorf("webhook %s: scope %s, want Namespaced", wh.Name, *r.Scope)
-	}
-
-	// The selectors, evaluated: only namespaces that opted in, never the
-	// system ones or triage's own, never a pod that opted out.
-	enabled := map[string]string{inject.LabelNamespaceInjection: "enabled"}
-	nsCases := []struct {
-		labels map[string]string
-		want   bool
-	}{
-		{merge(enabled, map[string]string{nameLabel: "shop"}), true},
-		{map[string]string{nameLabel: "shop"}, false},
-		{merge(map[string]string{inject.LabelNamespaceInjection: "disabled"}, map[string]string{nameLabel: "shop"}), false},
-		{withNameLabel(ns), false},
-		{merge(ns.Labels, enabled, map[string]string{nameLabel: ns.Name}), false},
-	}
-	for _, excluded := range append(slices.Clone(inject.SystemNamespaces), inject.DefaultConfig().OwnNamespace) {
-		nsCases = append(nsCases, struct {
-			labels map[string]string
-			want   bool
-		}{merge(enabled, map[string]string{nameLabel: excluded}), false})
-	}
-	for _, c := range nsCases {
-		if got := selects(t, wh.NamespaceSelector, c.labels); got != c.want {
-			t.Errorf("webhook %s: namespaceSelector on namespace labels %v = %v, want %v", wh.Name, c.labels, got, c.want)
-		}
-	}
-	for _, c := range []struct {
-		labels map[string]string
-		want   bool
-	}{
-		{nil, true},
-		{map[string]string{inject.LabelPodInject: "true"}, true},
-		{map[string]string{"app": "shop"}, true},
-		{map[string]string{inject.LabelPodInject: "false"}, false},
-	} {
-		if got := selects(t, wh.ObjectSelector, c.labels); got != c.want {
-			t.Errorf("webhook %s: objectSelector on pod labels %v = %v, want %v", wh.Name, c.labels, got, c.want)
-		}
 	}
 }
 
