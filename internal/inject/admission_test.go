@@ -138,6 +138,7 @@ func TestAdmissionGolden(t *testing.T) {
 				}
 				return
 			}
+			checkPatchMatchesDiff(t, input, res.Pod, res.Patch)
 			// The patch, applied strictly (RFC 6902) to the object exactly as
 			// the API server sent it, gives Mutate's pod.
 			patched, err := ApplyPatch(raw, resp.Patch, false)
@@ -368,6 +369,7 @@ func FuzzReview(f *testing.F) {
 		if err := kjsonUnmarshal(raw, &in); err != nil {
 			t.Fatalf("Review patched a pod it could not decode: %v", err)
 		}
+		checkPatchMatchesDiff(t, &in, res.Pod, resp.Patch)
 		patched, err := ApplyPatch([]byte(mustJSON(t, &in)), resp.Patch, false)
 		if err != nil {
 			t.Fatalf("patch does not apply: %v\n%s", err, resp.Patch)

@@ -67,8 +67,9 @@ func Mutate(pod *corev1.Pod, ns Namespace, cfg Config) (*Result, error) {
 	if pod == nil {
 		return nil, fmt.Errorf("inject: nil pod")
 	}
-	res := &Result{Decision: Decide(pod, ns, cfg), Pod: pod.DeepCopy()}
+	res := &Result{Decision: Decide(pod, ns, cfg)}
 	if !res.Decision.Inject {
+		res.Pod = pod.DeepCopy()
 		return res, nil
 	}
 	nsName := ns.Name
@@ -92,14 +93,17 @@ func Mutate(pod *corev1.Pod, ns Namespace, cfg Config) (*Result, error) {
 	}
 	out, st, buildWarns := build(pod, opts, capture, cfg)
 	if inputAdmissible {
-		if why := admissible(out, policy.Enforce); why != "" && capture {
+		why := admissible(out, policy.Enforce)
+		if why != "" && capture {
 			capture = false
 			withheld = fmt.Sprintf("the capture profile would make the pod inadmissible under namespace %q's Pod Security level %s: %s", nsName, policy.Enforce.String(), why)
 			out, st, buildWarns = build(pod, opts, capture, cfg)
+			why = admissible(out, policy.Enforce)
 		}
-		if why := admissible(out, policy.Enforce); why != "" {
+		if why != "" {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("triage: sidecar not injected: it would make the pod inadmissible under namespace %q's Pod Security level %s: %s", nsName, policy.Enforce.String(), why))
 			res.Decision = Decision{Reason: "injection would make the pod inadmissible: " + why}
+			res.Pod = pod.DeepCopy()
 			return res, nil
 		}
 	}
@@ -117,7 +121,7 @@ func Mutate(pod *corev1.Pod, ns Namespace, cfg Config) (*Result, error) {
 	}
 	out.Annotations[AnnotationStatus] = string(b)
 
-	patch, err := CreatePatch(pod, out)
+	patch, err := mutationPatch(pod, out)
 	if err != nil {
 		return nil, err
 	}

@@ -103,6 +103,7 @@ func TestMutateMatrix(t *testing.T) {
 							if !res.Injected {
 								t.Fatalf("not injected: %s", res.Decision.Reason)
 							}
+							checkPatchMatchesDiff(t, pod, res.Pod, res.Patch)
 							patched, err := ApplyPatch([]byte(mustJSON(t, pod)), res.Patch, false)
 							if err != nil {
 								t.Fatal(err)
@@ -395,4 +396,17 @@ func TestAnnotationsAndConflicts(t *testing.T) {
 			t.Errorf("cluster default restricted ignored: %+v", res.Status)
 		}
 	})
+}
+
+// checkPatchMatchesDiff checks that Mutate's patch, built from the mutation,
+// is byte for byte the generic diff (CreatePatch) of the two pods.
+func checkPatchMatchesDiff(t testing.TB, from, to *corev1.Pod, patch []byte) {
+	t.Helper()
+	want, err := CreatePatch(from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(patch) != string(want) {
+		t.Fatalf("patch differs from CreatePatch:\n%s\n%s", patch, want)
+	}
 }
