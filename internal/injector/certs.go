@@ -26,7 +26,8 @@ type CertReloader struct {
 	interval          time.Duration
 	now               func() time.Time
 
-	cert atomic.Pointer[tls.Certificate]
+	cert   atomic.Pointer[tls.Certificate]
+	loaded atomic.Bool // cert came from the files (not a placeholder)
 
 	mu        sync.Mutex // guards the fields below; TryLock'd by handshakes
 	lastCheck time.Time
@@ -56,8 +57,56 @@ func NewCertReloader(certFile, keyFile string, log *slog.Logger) (*CertReloader,
 	}
 	c.state, c.lastCheck = st, c.now()
 	c.cert.Store(&cert)
+	c.loaded.Store(true)
 	c.logLoaded(&cert, "serving certificate loaded")
 	return c, nil
+}
+
+// NewWaitingCertReloader is NewCertReloader for files that may not exist
+// yet (the built-in mode, before the kubelet has synced the filled Secret
+// into its volume): until the pair loads it serves a self-signed placeholder
+// for dnsNames (enough for the kubelet's HTTPS probes, which do not verify)
+// and Loaded is false; the files are looked at again on handshakes and on
+// Loaded, at most once per interval.
+func NewWaitingCertReloader(certFile, keyFile string, dnsNames []string, log *slog.Logger) (*CertReloader, error) {
+	if c, err := NewCertReloader(certFile, keyFile, log); err == nil {
+		return c, nil
+	} else if log != nil {
+		log.Info("waiting for the serving certificate files; serving a placeholder meanwhile", "cert", certFile, "key", keyFile, "error", err.Error())
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &CertReloader{certFile: certFile, keyFile: keyFile, log: log, interval: DefaultReloadInterval, now: time.Now}
+	now := c.now()
+	ca, _, err := makeCA("triage-injector placeholder", now, 365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	certPEM, keyPEM, err := issueServing(ca, "triage-injector placeholder", dnsNames, now, ca.cert.NotAfter)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := c.stat(); err == nil {
+		c.state = st // present but not loading: wait for a change
+	}
+	c.lastCheck = now
+	c.cert.Store(&cert)
+	return c, nil
+}
+
+// Loaded reports whether the certificate served came from the files (false
+// while a waiting reloader serves its placeholder); it looks at the files
+// first when they are due.
+func (c *CertReloader) Loaded() bool {
+	if !c.loaded.Load() {
+		c.maybeReload()
+	}
+	return c.loaded.Load()
 }
 
 // GetCertificate is tls.Config.GetCertificate.
@@ -85,7 +134,11 @@ func (c *CertReloader) maybeReload() {
 	if err != nil {
 		if msg := err.Error(); msg != c.statErr {
 			c.statErr = msg
-			c.log.Error("serving certificate files unreadable; keeping the previous certificate", "error", msg)
+			if c.loaded.Load() {
+				c.log.Error("serving certificate files unreadable; keeping the previous certificate", "error", msg)
+			} else {
+				c.log.Info("still waiting for the serving certificate files", "error", msg)
+			}
 		}
 		return
 	}
@@ -100,6 +153,7 @@ func (c *CertReloader) maybeReload() {
 		return
 	}
 	c.cert.Store(&cert)
+	c.loaded.Store(true)
 	c.logLoaded(&cert, "serving certificate reloaded")
 }
 

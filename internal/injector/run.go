@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -36,6 +38,18 @@ type Settings struct {
 	ShutdownDelay   time.Duration
 	ShutdownGrace   time.Duration
 	Config          inject.Config
+	Builtin         BuiltinSettings
+}
+
+// BuiltinSettings are the built-in certificate mode's flags.
+type BuiltinSettings struct {
+	Enabled       bool   // --builtin-certs
+	Secret        string // --cert-secret
+	WebhookConfig string // --webhook-config
+	Service       string // --service
+	// Namespace is --triage-namespace when given on the command line ("" when
+	// not): the Secret's namespace, else the pod's (see OwnNamespace).
+	Namespace string
 }
 
 // ErrHelp is returned by ParseFlags for -h/--help (usage was printed).
@@ -120,8 +134,28 @@ func ParseFlags(args []string, version string, out io.Writer) (*Settings, error)
 		c.PodSecurityDefaults = psaapi.Policy{Enforce: lv, Audit: lv, Warn: lv}
 		return nil
 	})
+	b := &s.Builtin
+	fs.BoolVar(&b.Enabled, "builtin-certs", false, "built-in certificates: keep a CA and the serving certificate in Secret --cert-secret (which must exist) and the caBundle of --webhook-config patched to the CA; --tls-cert and --tls-key are that Secret's volume")
+	fs.StringVar(&b.Secret, "cert-secret", "triage-injector-tls", "with --builtin-certs: the Secret (in --triage-namespace when given, else the pod's namespace) holding ca.crt, ca.key, tls.crt and tls.key")
+	fs.StringVar(&b.WebhookConfig, "webhook-config", "triage-injector", "with --builtin-certs: the MutatingWebhookConfiguration whose webhooks' caBundle is kept patched")
+	fs.StringVar(&b.Service, "service", "triage-injector", "with --builtin-certs: the webhook's Service; the certificate is for SERVICE.NAMESPACE.svc and SERVICE.NAMESPACE.svc.cluster.local")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "triage-namespace" {
+			b.Namespace = c.OwnNamespace
+		}
+	})
+	if b.Enabled {
+		for _, f := range []struct{ name, v string }{{"cert-secret", b.Secret}, {"webhook-config", b.WebhookConfig}, {"service", b.Service}} {
+			if f.v == "" {
+				return nil, fmt.Errorf("--builtin-certs needs --%s", f.name)
+			}
+		}
+		if errs := validation.IsDNS1035Label(b.Service); len(errs) > 0 {
+			return nil, fmt.Errorf("--service=%s: %s", b.Service, strings.Join(errs, "; "))
+		}
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
@@ -229,6 +263,14 @@ func Run(ctx context.Context, args []string, version string, stderr io.Writer) i
 		log.Error("startup", "error", err.Error())
 		return 1
 	}
+	if s.Builtin.Enabled {
+		bc := s.BuiltinCerts(client, os.Getenv, os.ReadFile, log)
+		log.Info("built-in certificates", "secret", bc.Namespace+"/"+bc.SecretName, "webhookConfiguration", bc.WebhookConfig, "dnsNames", bc.DNSNames())
+		bctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); bc.Run(bctx) }()
+		defer func() { stop(); <-done }()
+	}
 	if err := Serve(ctx, s, NewNamespaceCache(client, s.NamespaceTTL), log, nil); err != nil {
 		log.Error("exit", "error", err.Error())
 		return 1
@@ -236,10 +278,38 @@ func Run(ctx context.Context, args []string, version string, stderr io.Writer) i
 	return 0
 }
 
+// BuiltinCerts returns the built-in mode's certificate keeper for s, in the
+// namespace OwnNamespace resolves with getenv and readFile.
+func (s *Settings) BuiltinCerts(client kubernetes.Interface, getenv func(string) string, readFile func(string) ([]byte, error), log *slog.Logger) *BuiltinCerts {
+	return &BuiltinCerts{
+		Client:        client,
+		Namespace:     OwnNamespace(s.Builtin.Namespace, s.Config.OwnNamespace, getenv, readFile),
+		SecretName:    s.Builtin.Secret,
+		WebhookConfig: s.Builtin.WebhookConfig,
+		Service:       s.Builtin.Service,
+		Log:           log,
+	}
+}
+
 // Serve serves s with namespaces' labels from ns until ctx is done. When
 // ready is not nil, it receives the listener's address once serving.
+//
+// With --builtin-certs the certificate files may not exist yet: Serve then
+// serves a placeholder certificate with /readyz failing until they load.
 func Serve(ctx context.Context, s *Settings, ns NamespaceLabeler, log *slog.Logger, ready func(addr net.Addr)) error {
-	certs, err := NewCertReloader(s.TLSCert, s.TLSKey, log)
+	var (
+		certs   *CertReloader
+		err     error
+		readyFn func() bool
+	)
+	if s.Builtin.Enabled {
+		names := (&BuiltinCerts{Service: s.Builtin.Service, Namespace: OwnNamespace(s.Builtin.Namespace, s.Config.OwnNamespace, os.Getenv, os.ReadFile)}).DNSNames()
+		if certs, err = NewWaitingCertReloader(s.TLSCert, s.TLSKey, names, log); err == nil {
+			readyFn = certs.Loaded
+		}
+	} else {
+		certs, err = NewCertReloader(s.TLSCert, s.TLSKey, log)
+	}
 	if err != nil {
 		return err
 	}
@@ -247,7 +317,7 @@ func Serve(ctx context.Context, s *Settings, ns NamespaceLabeler, log *slog.Logg
 	if cacheSize == 0 {
 		cacheSize = -1 // Options: negative disables
 	}
-	h, err := NewHandler(Options{Config: s.Config, Namespaces: ns, Logger: log, MaxRequestBytes: s.MaxRequestBytes, ReviewCacheSize: cacheSize})
+	h, err := NewHandler(Options{Config: s.Config, Namespaces: ns, Logger: log, MaxRequestBytes: s.MaxRequestBytes, ReviewCacheSize: cacheSize, Ready: readyFn})
 	if err != nil {
 		return err
 	}

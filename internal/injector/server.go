@@ -90,6 +90,9 @@ type Options struct {
 	// the hash of the namespace, its labels and the pod's bytes
 	// (DefaultReviewCacheSize when 0, none when negative).
 	ReviewCacheSize int
+	// Ready, when not nil, is also asked by /readyz (the built-in mode:
+	// whether the serving certificate has loaded).
+	Ready func() bool
 }
 
 // FallbackNamespaceLabels are assumed when the namespace's labels cannot be
@@ -112,6 +115,7 @@ type Handler struct {
 	timeout time.Duration
 	mux     *http.ServeMux
 	ready   atomic.Bool
+	readyFn func() bool
 	slots   chan struct{}
 	cache   *reviewCache
 }
@@ -127,7 +131,7 @@ func NewHandler(opts Options) (*Handler, error) {
 	if opts.Namespaces == nil {
 		return nil, errors.New("injector: Options.Namespaces is nil")
 	}
-	h := &Handler{cfg: opts.Config, ns: opts.Namespaces, log: opts.Logger, max: opts.MaxRequestBytes, timeout: opts.LookupTimeout}
+	h := &Handler{cfg: opts.Config, ns: opts.Namespaces, log: opts.Logger, max: opts.MaxRequestBytes, timeout: opts.LookupTimeout, readyFn: opts.Ready}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -154,7 +158,7 @@ func NewHandler(opts Options) (*Handler, error) {
 	})
 	h.mux.HandleFunc(PathReadyz, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !h.ready.Load() {
+		if !h.ready.Load() || (h.readyFn != nil && !h.readyFn()) {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
