@@ -21,9 +21,10 @@ build:
 manifests:
 	bash scripts/manifests.sh
 
-## tools: the oracles the tests compare against (tcpdump), installed when missing
+## tools: the oracles the tests compare against (tcpdump, tshark, ...) and the control plane (etcd, kube-apiserver), installed or built when missing
 tools:
 	@bash scripts/install-tools.sh
+	@bash scripts/kube-control-plane.sh
 
 ## test: every test, with the race detector
 test: tools
