@@ -69,7 +69,7 @@ bench: build
 	$(GO) run ./internal/bench/runtimereport -readme README.md -sidecar $(BIN)/triage-sidecar -cli $(BIN)/triage
 	$(GO) run ./internal/bench/capturereport -readme README.md -sidecar $(BIN)/triage-sidecar -cli $(BIN)/triage
 	$(GO) run ./internal/bench/envoyreport -readme README.md
-	$(GO) test -run='^$$' -bench=BenchmarkReviewConcurrent -benchtime=500x ./internal/injector/
+	$(GO) run ./internal/bench/injectorreport -readme README.md
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./internal/bench/
 
 clean:

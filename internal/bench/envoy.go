@@ -36,3 +36,9 @@ func UpsertEnvoySection(doc, body string) (string, error) {
 	}
 	return replaceSection(doc[:at]+section+doc[at:], EnvoyMarkerStart, EnvoyMarkerEnd, body, errNoEnvoyMarkers)
 }
+
+// ReplaceSection puts body between start and end in doc; both markers must
+// be there once, in order.
+func ReplaceSection(doc, start, end, body string) (string, error) {
+	return replaceSection(doc, start, end, body, errors.New("markers "+start+" and "+end+" not found"))
+}
