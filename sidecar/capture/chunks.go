@@ -1,14 +1,12 @@
 package capture
 
-// chunkSize keeps a chunk message, with its protobuf and gRPC framing,
-// inside grpc-go's 32 KiB buffer-pool tier: one byte over and each
-// message takes (and zeroes) a buffer from the 1 MiB tier, which cost
-// about 10% of the sidecar's CPU and 10 MiB of peak RSS in the bulk-TCP
-// bench. The artifact convention allows up to 64 KiB.
-const chunkSize = 32<<10 - 256
+import "github.com/triage-sh/triage/sidecar/capability"
+
+// chunkSize is the shared artifact chunk size (see capability.ChunkBytes).
+const chunkSize = capability.ChunkBytes
 
 // chunkSender collects the pcapng bytes and sends them as chunks of at most
-// 64 KiB. It holds at most one chunk; a slow client blocks send, which is
+// chunkSize. It holds at most one chunk; a slow client blocks send, which is
 // gRPC's flow control reaching back to the packet queue.
 type chunkSender struct {
 	send  func([]byte) error

@@ -51,12 +51,6 @@ const progressEvery = time.Second
 // interface statistics block.
 const isbReserve = 80
 
-// Linux link types the engine produces.
-const (
-	linkTypeEN10MB = 1
-	linkTypeSLL2   = 276
-)
-
 type server struct {
 	triagev1.UnimplementedCaptureServiceServer
 	o     Options
@@ -155,7 +149,7 @@ func (s *server) plan(req *triagev1.CaptureRequest) (*plan, error) {
 	}
 	p.linkType = lt
 	blt := bpf.EN10MB
-	if lt == linkTypeSLL2 {
+	if lt == capture.LinkTypeLinuxSLL2 {
 		blt = bpf.LinuxSLL2
 	}
 	// The kernel strips VLAN tags before the socket filter runs and keeps
@@ -294,9 +288,9 @@ func (s *server) ListInterfaces(ctx context.Context, _ *triagev1.ListInterfacesR
 
 func linkTypeName(v uint32) string {
 	switch v {
-	case linkTypeEN10MB:
+	case capture.LinkTypeEN10MB:
 		return "EN10MB"
-	case linkTypeSLL2:
+	case capture.LinkTypeLinuxSLL2:
 		return "LINUX_SLL2"
 	}
 	return "LINKTYPE_" + strconv.FormatUint(uint64(v), 10)
@@ -407,7 +401,7 @@ func (c *capturing) run(ctx context.Context) (err error) {
 		select {
 		case <-q.ready:
 		case now := <-tick.C:
-			if err := c.flush(); err != nil {
+			if err := c.out.flush(); err != nil {
 				stopReader()
 				return err
 			}
@@ -450,7 +444,7 @@ func (c *capturing) run(ctx context.Context) (err error) {
 	if err := c.end(start, end, st, streamDrops); err != nil {
 		return status.Errorf(codes.Internal, "writing pcapng statistics: %v", err)
 	}
-	if err := c.flush(); err != nil {
+	if err := c.out.flush(); err != nil {
 		return err
 	}
 	tr := &triagev1.ArtifactTrailer{
@@ -498,14 +492,14 @@ func (c *capturing) begin(start time.Time) error {
 		Comment:     comment,
 	}}
 	c.idb = map[int]int{}
-	first := c.intf(c.p.iface, 0)
+	first := c.intf(c.p.iface)
 	ng, err := pcapgo.NewNgWriterInterface(c.out, first, opts)
 	if err != nil {
 		return err
 	}
 	c.ng = ng
 	c.perIDB = []uint64{0}
-	if c.p.linkType == linkTypeSLL2 {
+	if c.p.linkType == capture.LinkTypeLinuxSLL2 {
 		// "any": one block per interface, all LINUX_SLL2, so Wireshark shows
 		// each packet's interface and tcpdump still sees one link type.
 		// Interfaces that appear later are added when their first packet
@@ -520,7 +514,7 @@ func (c *capturing) begin(start time.Time) error {
 	return c.flushWriter()
 }
 
-func (c *capturing) intf(name string, _ int) pcapgo.NgInterface {
+func (c *capturing) intf(name string) pcapgo.NgInterface {
 	return pcapgo.NgInterface{
 		Name:                name,
 		Filter:              c.p.filter,
@@ -532,7 +526,7 @@ func (c *capturing) intf(name string, _ int) pcapgo.NgInterface {
 }
 
 func (c *capturing) addIDB(ifindex int, name string) (int, error) {
-	id, err := c.ng.AddInterface(c.intf(name, ifindex))
+	id, err := c.ng.AddInterface(c.intf(name))
 	if err != nil {
 		return 0, err
 	}
@@ -557,7 +551,7 @@ func (c *capturing) drain(q *queue) (string, error) {
 		}
 		id := 0
 		newIDB := false
-		if c.p.linkType == linkTypeSLL2 {
+		if c.p.linkType == capture.LinkTypeLinuxSLL2 {
 			var known bool
 			id, known = c.idb[p.ci.InterfaceIndex]
 			newIDB = !known
@@ -636,7 +630,10 @@ func (c *capturing) end(start, end time.Time, st capture.Stats, streamDrops uint
 // sender's byte count is exact.
 func (c *capturing) flushWriter() error {
 	if err := c.ng.Flush(); err != nil {
-		return status.FromContextError(c.stream.Context().Err()).Err()
+		if ctxErr := c.stream.Context().Err(); ctxErr != nil {
+			return status.FromContextError(ctxErr).Err()
+		}
+		return err
 	}
 	return nil
 }
@@ -650,12 +647,4 @@ func (c *capturing) progress(start, now time.Time, q *queue) error {
 	return c.stream.Send(&triagev1.CaptureResponse{Part: &triagev1.CaptureResponse_Progress{Progress: &triagev1.ArtifactProgress{
 		Elapsed: durationpb.New(now.Sub(start)), Counters: cs,
 	}}})
-}
-
-// flush sends what is pending as a chunk.
-func (c *capturing) flush() error {
-	if err := c.out.flush(); err != nil {
-		return err
-	}
-	return nil
 }

@@ -6,10 +6,11 @@ import (
 
 	agentv1 "github.com/triage-sh/triage/proto/triage/agent/v1"
 	triagev1 "github.com/triage-sh/triage/proto/triage/v1"
+	"github.com/triage-sh/triage/sidecar/capability"
 )
 
-// chunkSize is the largest artifact chunk sent (DESIGN: at most 64 KiB).
-const chunkSize = 64 << 10
+// chunkSize is the shared artifact chunk size (see capability.ChunkBytes).
+const chunkSize = capability.ChunkBytes
 
 // agentPart is one message of an agent artifact stream.
 type agentPart interface {

@@ -25,9 +25,8 @@ import (
 	"github.com/triage-sh/triage/sidecar/envoy"
 )
 
-// chunkSize keeps each chunk message inside grpc-go's 32 KiB buffer tier
-// (DESIGN allows up to 64 KiB; see sidecar/capture).
-const chunkSize = 32<<10 - 256
+// chunkSize is the shared artifact chunk size (see capability.ChunkBytes).
+const chunkSize = capability.ChunkBytes
 
 type server struct {
 	triagev1.UnimplementedEnvoyServiceServer
