@@ -39,6 +39,38 @@ func ReplaceBetweenMarkers(doc, body string) (string, error) {
 
 // replaceSection is ReplaceBetweenMarkers for any marker pair; it returns
 // errMissing when either marker is absent.
+// UpsertSection puts body between the markers start and end in doc. When
+// neither marker is there it adds the pair, with body, on the line after the
+// first of after that doc holds exactly once (the section it should follow),
+// or at the end of doc. Markers out of order, repeated, or only one of the
+// pair are an error, so a hand-edited README is never mangled.
+func UpsertSection(doc, start, end, body string, after ...string) (string, error) {
+	errMissing := errors.New("markers " + start + " and " + end + " not found")
+	if strings.Contains(doc, start) || strings.Contains(doc, end) {
+		return replaceSection(doc, start, end, body, errMissing)
+	}
+	section := start + "\n" + end + "\n"
+	at := len(doc)
+	for _, a := range after {
+		i := strings.Index(doc, a)
+		if i < 0 || strings.Count(doc, a) != 1 {
+			continue
+		}
+		at = i + len(a)
+		if nl := strings.IndexByte(doc[at:], '\n'); nl >= 0 {
+			at += nl + 1
+		} else {
+			at = len(doc)
+		}
+		section = "\n" + section
+		break
+	}
+	if at == len(doc) && doc != "" && !strings.HasSuffix(doc, "\n") {
+		section = "\n" + section
+	}
+	return replaceSection(doc[:at]+section+doc[at:], start, end, body, errMissing)
+}
+
 func replaceSection(doc, start, end, body string, errMissing error) (string, error) {
 	i := strings.Index(doc, start)
 	j := strings.Index(doc, end)

@@ -16,34 +16,11 @@ const (
 	RuntimeMarkerEnd   = "<!-- bench-runtime:end -->"
 )
 
-var errNoRuntimeMarkers = errors.New("markers " + RuntimeMarkerStart + " and " + RuntimeMarkerEnd + " not found")
-
 // UpsertRuntimeSection puts body between RuntimeMarkerStart and
-// RuntimeMarkerEnd in doc. When neither marker is there it adds the pair,
-// with body, on the line after MarkerEnd (the main bench table), or at the
-// end of doc when that is missing too. Markers out of order, repeated, or
-// only one of the pair are an error, so a hand-edited README is never
-// mangled.
+// RuntimeMarkerEnd in doc, adding the pair after the main bench table (or at
+// the end) when neither is there (see UpsertSection).
 func UpsertRuntimeSection(doc, body string) (string, error) {
-	hasStart, hasEnd := strings.Contains(doc, RuntimeMarkerStart), strings.Contains(doc, RuntimeMarkerEnd)
-	if hasStart || hasEnd {
-		return replaceSection(doc, RuntimeMarkerStart, RuntimeMarkerEnd, body, errNoRuntimeMarkers)
-	}
-	section := RuntimeMarkerStart + "\n" + RuntimeMarkerEnd + "\n"
-	at := len(doc)
-	if i := strings.Index(doc, MarkerEnd); i >= 0 && strings.Count(doc, MarkerEnd) == 1 {
-		at = i + len(MarkerEnd)
-		if nl := strings.IndexByte(doc[at:], '\n'); nl >= 0 {
-			at += nl + 1
-		} else {
-			at = len(doc)
-		}
-		section = "\n" + section
-	}
-	if at == len(doc) && doc != "" && !strings.HasSuffix(doc, "\n") {
-		section = "\n" + section
-	}
-	return replaceSection(doc[:at]+section+doc[at:], RuntimeMarkerStart, RuntimeMarkerEnd, body, errNoRuntimeMarkers)
+	return UpsertSection(doc, RuntimeMarkerStart, RuntimeMarkerEnd, body, MarkerEnd)
 }
 
 // CPUTicks is a process's CPU time so far in clock ticks (utime + stime from

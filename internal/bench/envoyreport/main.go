@@ -11,17 +11,14 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"regexp"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -46,44 +43,20 @@ type result struct {
 	mbPerSec float64
 }
 
-// benchLine matches `BenchmarkX/input-N  iters  ns/op  [metrics...]`.
-var benchLine = regexp.MustCompile(`^Benchmark(\w+)/(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(.*)$`)
-
 // parse reads go test -bench output: results by benchmark and input.
 func parse(r io.Reader) (map[string]map[string]result, error) {
-	out := map[string]map[string]result{}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		m := benchLine.FindStringSubmatch(strings.TrimSpace(sc.Text()))
-		if m == nil {
-			continue
-		}
-		ns, err := strconv.ParseFloat(m[3], 64)
-		if err != nil {
-			return nil, err
-		}
-		res := result{nsPerOp: ns}
-		f := strings.Fields(m[4])
-		for i := 0; i+1 < len(f); i += 2 {
-			v, err := strconv.ParseFloat(f[i], 64)
-			if err != nil {
-				continue
-			}
-			switch f[i+1] {
-			case "peak-MiB":
-				res.peakMiB = v
-			case "B/op":
-				res.bytesOp = v
-			case "MB/s":
-				res.mbPerSec = v
-			}
-		}
-		if out[m[1]] == nil {
-			out[m[1]] = map[string]result{}
-		}
-		out[m[1]][m[2]] = res
+	lines, err := bench.ParseGoBench(r)
+	if err != nil {
+		return nil, err
 	}
-	return out, sc.Err()
+	out := map[string]map[string]result{}
+	for _, l := range lines {
+		if out[l.Name] == nil {
+			out[l.Name] = map[string]result{}
+		}
+		out[l.Name][l.Sub] = result{nsPerOp: l.NsPerOp, peakMiB: l.Metrics["peak-MiB"], bytesOp: l.Metrics["B/op"], mbPerSec: l.Metrics["MB/s"]}
+	}
+	return out, nil
 }
 
 func run(readme, benchtime string) error {

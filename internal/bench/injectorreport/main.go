@@ -10,14 +10,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -45,40 +43,24 @@ func main() {
 // sample is one benchmark line's metrics.
 type sample struct{ p50, p99, perSec float64 }
 
-var line = regexp.MustCompile(`^BenchmarkReviewConcurrent/(\S+?)(?:-\d+)?\s+\d+\s+[\d.]+ ns/op(.*)$`)
-
 // parse returns the samples of each case, in the order they ran.
 func parse(r io.Reader) (map[string][]sample, []string, error) {
+	lines, err := bench.ParseGoBench(r)
+	if err != nil {
+		return nil, nil, err
+	}
 	out := map[string][]sample{}
 	var order []string
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		m := line.FindStringSubmatch(strings.TrimSpace(sc.Text()))
-		if m == nil {
+	for _, l := range lines {
+		if l.Name != "ReviewConcurrent" {
 			continue
 		}
-		var s sample
-		f := strings.Fields(m[2])
-		for i := 0; i+1 < len(f); i += 2 {
-			v, err := strconv.ParseFloat(f[i], 64)
-			if err != nil {
-				continue
-			}
-			switch f[i+1] {
-			case "p50-ms":
-				s.p50 = v
-			case "p99-ms":
-				s.p99 = v
-			case "reviews/s":
-				s.perSec = v
-			}
+		if _, ok := out[l.Sub]; !ok {
+			order = append(order, l.Sub)
 		}
-		if _, ok := out[m[1]]; !ok {
-			order = append(order, m[1])
-		}
-		out[m[1]] = append(out[m[1]], s)
+		out[l.Sub] = append(out[l.Sub], sample{p50: l.Metrics["p50-ms"], p99: l.Metrics["p99-ms"], perSec: l.Metrics["reviews/s"]})
 	}
-	return out, order, sc.Err()
+	return out, order, nil
 }
 
 func run(readme, benchtime string, count int) error {
@@ -103,16 +85,7 @@ func run(readme, benchtime string, count int) error {
 		return nil
 	}
 	return bench.RewriteFile(readme, func(doc string) (string, error) {
-		if !strings.Contains(doc, markerStart) && !strings.Contains(doc, markerEnd) {
-			at := strings.Index(doc, bench.EnvoyMarkerEnd)
-			if at < 0 {
-				doc += "\n" + markerStart + "\n" + markerEnd + "\n"
-			} else {
-				at += len(bench.EnvoyMarkerEnd)
-				doc = doc[:at] + "\n\n" + markerStart + "\n" + markerEnd + doc[at:]
-			}
-		}
-		return bench.ReplaceSection(doc, markerStart, markerEnd, body)
+		return bench.UpsertSection(doc, markerStart, markerEnd, body, bench.EnvoyMarkerEnd)
 	})
 }
 
