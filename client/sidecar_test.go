@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/triage-sh/triage/sidecar"
+	"github.com/triage-sh/triage/sidecar/sidecartest"
 )
 
 // testTimeout bounds every test's context.
@@ -39,19 +40,7 @@ func startSidecar(t *testing.T, mutate func(o *sidecar.Options)) (addr, dev stri
 	if mutate != nil {
 		mutate(&o)
 	}
-	srv, err := sidecar.New(sidecar.Config{Options: o, Logger: slog.New(slog.DiscardHandler), AuditWriter: discard{}})
-	if err != nil {
-		t.Fatalf("start sidecar: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("sidecar Serve: %v", err)
-		}
-	})
+	srv := sidecartest.Serve(t, sidecar.Config{Options: o, Logger: slog.New(slog.DiscardHandler), AuditWriter: discard{}})
 	for _, a := range srv.Addrs() {
 		if a.Network() == "tcp" {
 			addr = a.String()

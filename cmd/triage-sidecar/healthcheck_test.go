@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -11,20 +10,14 @@ import (
 	"testing"
 
 	"github.com/triage-sh/triage/sidecar"
+	"github.com/triage-sh/triage/sidecar/sidecartest"
 )
 
 // serve starts a real sidecar in this process with o and returns its address.
 func serve(t *testing.T, o sidecar.Options) string {
 	t.Helper()
 	o.ReloadInterval = 0
-	srv, err := sidecar.New(sidecar.Config{Options: o, Logger: slog.New(slog.DiscardHandler), AuditWriter: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	srv := sidecartest.Serve(t, sidecar.Config{Options: o, Logger: slog.New(slog.DiscardHandler), AuditWriter: io.Discard})
 	return srv.Addrs()[0].String()
 }
 

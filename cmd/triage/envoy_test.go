@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -24,6 +23,7 @@ import (
 	"github.com/triage-sh/triage/sidecar/capability"
 	"github.com/triage-sh/triage/sidecar/envoy"
 	"github.com/triage-sh/triage/sidecar/envoy/envoytest"
+	"github.com/triage-sh/triage/sidecar/sidecartest"
 )
 
 // startEnvoySidecar starts a real sidecar in development mode whose envoy
@@ -43,19 +43,7 @@ func startEnvoySidecar(t *testing.T, url string) (addr, dev string) {
 		}
 		caps = append(caps, c)
 	}
-	srv, err := sidecar.New(sidecar.Config{Options: o, Capabilities: caps, Logger: slog.New(slog.DiscardHandler), AuditWriter: discard{}})
-	if err != nil {
-		t.Fatalf("start sidecar: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("sidecar Serve: %v", err)
-		}
-	})
+	srv := sidecartest.Serve(t, sidecar.Config{Options: o, Capabilities: caps, Logger: slog.New(slog.DiscardHandler), AuditWriter: discard{}})
 	return srv.Addrs()[0].String(), dev
 }
 

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/triage-sh/triage/sidecar"
+	"github.com/triage-sh/triage/sidecar/sidecartest"
 )
 
 func TestMain(m *testing.M) {
@@ -61,19 +62,7 @@ func startSidecar(t *testing.T) (addr, dev string) {
 	o.Dev = dev
 	o.Addr = "127.0.0.1:0"
 	o.ReloadInterval = 0
-	srv, err := sidecar.New(sidecar.Config{Options: o, Logger: slog.New(slog.DiscardHandler), AuditWriter: discard{}})
-	if err != nil {
-		t.Fatalf("start sidecar: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("sidecar Serve: %v", err)
-		}
-	})
+	srv := sidecartest.Serve(t, sidecar.Config{Options: o, Logger: slog.New(slog.DiscardHandler), AuditWriter: discard{}})
 	return srv.Addrs()[0].String(), dev
 }
 

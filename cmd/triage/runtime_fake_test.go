@@ -24,6 +24,7 @@ import (
 	"github.com/triage-sh/triage/sidecar/capability"
 	"github.com/triage-sh/triage/sidecar/explain"
 	"github.com/triage-sh/triage/sidecar/process"
+	"github.com/triage-sh/triage/sidecar/sidecartest"
 )
 
 // synthDump is a debug=2 text dump with count goroutines of each named
@@ -183,19 +184,7 @@ func startFakeRuntime(t *testing.T) (f *fakeRuntime, addr, dev string) {
 			return nil, nil
 		},
 	}}
-	srv, err := sidecar.New(sidecar.Config{Options: o, Capabilities: caps, Logger: slog.New(slog.DiscardHandler), AuditWriter: discard{}})
-	if err != nil {
-		t.Fatalf("start sidecar: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("sidecar Serve: %v", err)
-		}
-	})
+	srv := sidecartest.Serve(t, sidecar.Config{Options: o, Capabilities: caps, Logger: slog.New(slog.DiscardHandler), AuditWriter: discard{}})
 	return f, srv.Addrs()[0].String(), dev
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/triage-sh/triage/sidecar"
 	"github.com/triage-sh/triage/sidecar/capability"
 	"github.com/triage-sh/triage/sidecar/capture"
+	"github.com/triage-sh/triage/sidecar/sidecartest"
 )
 
 // The test binary doubles as a sidecar and as a packet sender, so that
@@ -132,19 +133,7 @@ func startSidecar(t *testing.T, o capture.Options) *client.Client {
 		Name:     "capture",
 		Register: func(s grpc.ServiceRegistrar, d capability.Deps) (func(), error) { return capture.Register(s, d, o) },
 	}}
-	srv, err := sidecar.New(sidecar.Config{Options: so, Capabilities: caps, Logger: slog.New(slog.DiscardHandler), AuditWriter: discard{}})
-	if err != nil {
-		t.Fatalf("start sidecar: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("sidecar Serve: %v", err)
-		}
-	})
+	srv := sidecartest.Serve(t, sidecar.Config{Options: so, Capabilities: caps, Logger: slog.New(slog.DiscardHandler), AuditWriter: discard{}})
 	c, err := client.Dial(context.Background(), client.Options{Addr: srv.Addrs()[0].String(), Dev: dev, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -42,6 +42,7 @@ import (
 	"github.com/triage-sh/triage/sidecar/envoy"
 	"github.com/triage-sh/triage/sidecar/envoy/envoytest"
 	"github.com/triage-sh/triage/sidecar/explain"
+	"github.com/triage-sh/triage/sidecar/sidecartest"
 )
 
 // workerPath is the Envoy worker the sidecars under test start: the real
@@ -163,19 +164,7 @@ func startSidecar(t *testing.T, o envoy.Options, withExplain bool) *sidecarHarne
 	if withExplain {
 		caps = append([]capability.Capability{explain.Capability()}, caps...)
 	}
-	srv, err := sidecar.New(sidecar.Config{Options: so, Capabilities: caps, Logger: slog.New(slog.DiscardHandler), AuditWriter: h.audit})
-	if err != nil {
-		t.Fatalf("start sidecar: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("sidecar Serve: %v", err)
-		}
-	})
+	srv := sidecartest.Serve(t, sidecar.Config{Options: so, Capabilities: caps, Logger: slog.New(slog.DiscardHandler), AuditWriter: h.audit})
 	h.addr = srv.Addrs()[0].String()
 	dialAs := func(tokenFile string) *client.Client {
 		c, err := client.Dial(context.Background(), client.Options{Addr: h.addr, Dev: h.dev, TokenFile: tokenFile, Timeout: 30 * time.Second})

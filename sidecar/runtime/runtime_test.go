@@ -29,6 +29,7 @@ import (
 	"github.com/triage-sh/triage/sidecar/explain"
 	"github.com/triage-sh/triage/sidecar/process"
 	"github.com/triage-sh/triage/sidecar/runtime"
+	"github.com/triage-sh/triage/sidecar/sidecartest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -101,18 +102,12 @@ func startSidecar(t *testing.T, o runtime.Options) *client.Client {
 		Name:     "runtime",
 		Register: func(s grpc.ServiceRegistrar, d capability.Deps) (func(), error) { return runtime.Register(s, d, o) },
 	}}
-	srv, err := sidecar.New(sidecar.Config{Options: so, Capabilities: caps, AuditWriter: io.Discard, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
+	srv := sidecartest.Serve(t, sidecar.Config{Options: so, Capabilities: caps, AuditWriter: io.Discard, Logger: slog.New(slog.DiscardHandler)})
 	c, err := client.Dial(context.Background(), client.Options{Addr: srv.Addrs()[0].String(), Dev: dev, Timeout: 60 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close(); cancel(); <-done })
+	t.Cleanup(func() { c.Close() })
 	return c
 }
 
