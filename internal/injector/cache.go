@@ -16,9 +16,10 @@ import (
 const DefaultReviewCacheSize = 512
 
 // reviewCache remembers the answer to a pod CREATE by the hash of what the
-// answer depends on: the namespace's name and labels and the pod object's
-// bytes (the Config is fixed for the Handler's life, and inject.Review is a
-// pure function of these). The pods a ReplicaSet, Job or DaemonSet creates
+// answer depends on: the namespace's name and labels and the request's bytes
+// without its UID, which hold the pod object (the Config is fixed for the
+// Handler's life, and inject.Review is a pure function of these; hashing
+// more than the pod only makes the key stricter). The pods a ReplicaSet, Job or DaemonSet creates
 // from one template arrive byte-identical (generateName, no name, no uid),
 // so a scale-up of 50 replicas is answered once and 49 times from here, and
 // concurrent identical reviews wait for the first instead of redoing it.
@@ -40,9 +41,11 @@ func newReviewCache(max int) *reviewCache {
 	return &reviewCache{max: max, entries: map[[32]byte]*cachedReview{}, inflight: map[[32]byte]chan struct{}{}}
 }
 
-func reviewKey(req *admissionv1.AdmissionRequest, labels map[string]string) [32]byte {
+// reviewKey hashes a namespace, its labels and material, the bytes the
+// answer is computed from (the request without its UID).
+func reviewKey(namespace string, labels map[string]string, material []byte) [32]byte {
 	h := sha256.New()
-	h.Write([]byte(req.Namespace))
+	h.Write([]byte(namespace))
 	h.Write([]byte{0})
 	keys := make([]string, 0, len(labels))
 	for k := range labels {
@@ -56,16 +59,15 @@ func reviewKey(req *admissionv1.AdmissionRequest, labels map[string]string) [32]
 		h.Write([]byte{0})
 	}
 	h.Write([]byte{0})
-	h.Write(req.Object.Raw)
+	h.Write(material)
 	var key [32]byte
 	h.Sum(key[:0])
 	return key
 }
 
 // review answers req from the cache or with compute, which runs once per
-// key at a time.
-func (c *reviewCache) review(req *admissionv1.AdmissionRequest, labels map[string]string, compute func() (*admissionv1.AdmissionResponse, *inject.Result)) (*admissionv1.AdmissionResponse, *inject.Result, bool) {
-	key := reviewKey(req, labels)
+// key at a time; key is reviewKey's.
+func (c *reviewCache) review(req *admissionv1.AdmissionRequest, key [32]byte, compute func() (*admissionv1.AdmissionResponse, *inject.Result)) (*admissionv1.AdmissionResponse, *inject.Result, bool) {
 	for {
 		c.mu.Lock()
 		if e, ok := c.entries[key]; ok {

@@ -76,8 +76,8 @@ func TestReviewCacheBounded(t *testing.T) {
 	computed := 0
 	for i := range 10 {
 		req := &admissionv1.AdmissionRequest{Namespace: "ns"}
-		req.Object.Raw = fmt.Appendf(nil, `{"n":%d}`, i%6)
-		_, _, _ = c.review(req, map[string]string{"a": "b"}, func() (*admissionv1.AdmissionResponse, *inject.Result) {
+		key := reviewKey(req.Namespace, map[string]string{"a": "b"}, fmt.Appendf(nil, `{"n":%d}`, i%6))
+		_, _, _ = c.review(req, key, func() (*admissionv1.AdmissionResponse, *inject.Result) {
 			computed++
 			return &admissionv1.AdmissionResponse{Allowed: true}, nil
 		})
@@ -89,8 +89,10 @@ func TestReviewCacheBounded(t *testing.T) {
 		t.Errorf("computed %d, inflight %d", computed, len(c.inflight))
 	}
 	// A different label set is a different key.
-	req := &admissionv1.AdmissionRequest{Namespace: "ns"}
-	if reviewKey(req, map[string]string{"a": "b"}) == reviewKey(req, map[string]string{"a": "c"}) || reviewKey(req, map[string]string{"ab": ""}) == reviewKey(req, map[string]string{"a": "b"}) {
+	pod := []byte(`{}`)
+	if reviewKey("ns", map[string]string{"a": "b"}, pod) == reviewKey("ns", map[string]string{"a": "c"}, pod) ||
+		reviewKey("ns", map[string]string{"ab": ""}, pod) == reviewKey("ns", map[string]string{"a": "b"}, pod) ||
+		reviewKey("ns", nil, pod) == reviewKey("ns", nil, []byte(`{"a":1}`)) {
 		t.Error("keys collide")
 	}
 }

@@ -140,6 +140,12 @@ func TestNotPodCreate(t *testing.T) {
 	if resp := ts.review(t, []byte(req)); resp.Patch != nil || len(resp.Warnings) != 0 {
 		t.Errorf("UPDATE: patch %s warnings %q", resp.Patch, resp.Warnings)
 	}
+	// An object of another resource that does not decode as a Pod is not
+	// the injector's business: allowed, no warning, its UID kept.
+	other := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u-9","resource":{"group":"apps","version":"v1","resource":"deployments"},"operation":"CREATE","namespace":"shop","object":{"spec":{"containers":5}}}}`
+	if resp := ts.review(t, []byte(other)); resp.Patch != nil || len(resp.Warnings) != 0 || resp.UID != "u-9" {
+		t.Errorf("deployment: uid %q patch %s warnings %q", resp.UID, resp.Patch, resp.Warnings)
+	}
 }
 
 // TestBadInput: bodies that are not usable AdmissionReviews are answered
