@@ -600,16 +600,67 @@ func checkRBAC(t *testing.T, s *set, dep *appsv1.Deployment) {
 		}
 	}
 	for _, r := range all[*rbacv1.ClusterRole](s) {
-		check("ClusterRole", r.Name, r.Rules)
+		if !isAccess(r) {
+			check("ClusterRole", r.Name, r.Rules)
+		}
 	}
 	for _, r := range all[*rbacv1.Role](s) {
-		check("Role", r.Name, r.Rules)
+		if !isAccess(r) {
+			check("Role", r.Name, r.Rules)
+		}
 	}
 	for _, b := range all[*rbacv1.ClusterRoleBinding](s) {
 		checkBinding(t, s, "ClusterRoleBinding "+b.Name, b.RoleRef, b.Subjects, dep.Namespace, sa)
 	}
 	for _, b := range all[*rbacv1.RoleBinding](s) {
-		checkBinding(t, s, "RoleBinding "+b.Name, b.RoleRef, b.Subjects, dep.Namespace, sa)
+		if !isAccess(b) {
+			checkBinding(t, s, "RoleBinding "+b.Name, b.RoleRef, b.Subjects, dep.Namespace, sa)
+		}
+	}
+	checkAccess(t, s, dep.Namespace)
+}
+
+// isAccess reports whether o is one of the access objects (tier
+// ServiceAccounts and who may mint their tokens), which are for people, not
+// for the injector.
+func isAccess(o metav1.Object) bool {
+	return o.GetLabels()["app.kubernetes.io/component"] == "access"
+}
+
+// checkAccess: the four tier ServiceAccounts exist with no token mounted
+// anywhere, each tier's minter Role grants create on exactly the tokens of
+// its tier and the tiers below (cumulative, nothing else), is bound to its
+// group only, and the triage-user ClusterRole grants finding pods and
+// port-forwarding and nothing that writes.
+func checkAccess(t *testing.T, s *set, ns string) {
+	t.Helper()
+	tiers := []string{"viewer", "profiler", "capturer", "operator"}
+	for i, tier := range tiers {
+		sa := one[*corev1.ServiceAccount](t, s, "triage-"+tier)
+		if sa.Namespace != ns || sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
+			t.Errorf("ServiceAccount triage-%s: namespace %q, automountServiceAccountToken %v; want %s and false", tier, sa.Namespace, sa.AutomountServiceAccountToken, ns)
+		}
+		role := one[*rbacv1.Role](t, s, "triage-"+tier+"-minter")
+		var want []string
+		for _, lower := range tiers[:i+1] {
+			want = append(want, "triage-"+lower)
+		}
+		if len(role.Rules) != 1 || !slices.Equal(role.Rules[0].Resources, []string{"serviceaccounts/token"}) ||
+			!slices.Equal(role.Rules[0].Verbs, []string{"create"}) || !slices.Equal(role.Rules[0].ResourceNames, want) {
+			t.Errorf("Role %s: rules %+v; want create on serviceaccounts/token named %v", role.Name, role.Rules, want)
+		}
+		b := one[*rbacv1.RoleBinding](t, s, "triage-"+tier+"-minter")
+		if b.RoleRef.Kind != "Role" || b.RoleRef.Name != role.Name || len(b.Subjects) != 1 || b.Subjects[0].Kind != rbacv1.GroupKind || b.Subjects[0].Name != "triage:"+tier+"s" {
+			t.Errorf("RoleBinding %s: roleRef %+v subjects %+v; want Role %s to group triage:%ss", b.Name, b.RoleRef, b.Subjects, role.Name, tier)
+		}
+	}
+	user := one[*rbacv1.ClusterRole](t, s, "triage-user")
+	for _, r := range user.Rules {
+		for _, v := range r.Verbs {
+			if v != "get" && v != "list" && !(v == "create" && slices.Equal(r.Resources, []string{"pods/portforward"})) {
+				t.Errorf("ClusterRole triage-user: verb %s on %v; it should only read and port-forward", v, r.Resources)
+			}
+		}
 	}
 }
 
