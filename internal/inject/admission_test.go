@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -279,8 +280,56 @@ func checkSidecar(t *testing.T, pod *corev1.Pod, cfg Config) {
 	if vol == nil || vol.EmptyDir == nil || vol.EmptyDir.Medium != corev1.StorageMediumMemory || vol.EmptyDir.SizeLimit == nil {
 		t.Errorf("socket volume %+v", vol)
 	}
+	if cfg.KubeAuth != "" {
+		checkKubeAuth(t, pod, sc, cfg)
+	}
 	if pod.Annotations[AnnotationDefaultContainer] == "" || pod.Annotations[AnnotationDefaultContainer] == cfg.ContainerName {
 		t.Errorf("default-container annotation %q", pod.Annotations[AnnotationDefaultContainer])
+	}
+}
+
+// checkKubeAuth: a sidecar injected for Kubernetes identities listens on
+// loopback in plaintext with --kube-auth, reads its own projected token
+// and the cluster CA from a read-only mount no app container has, and
+// knows its pod from the downward API.
+func checkKubeAuth(t *testing.T, pod *corev1.Pod, sc *corev1.Container, cfg Config) {
+	t.Helper()
+	for _, want := range []string{"--kube-auth=" + cfg.KubeAuth, "--insecure-local", "--addr=127.0.0.1:7070",
+		"--kube-token-file=" + cfg.KubeAPIDir + "/token", "--kube-ca-file=" + cfg.KubeAPIDir + "/ca.crt"} {
+		if !slices.Contains(sc.Args, want) {
+			t.Errorf("sidecar args %q lack %s", sc.Args, want)
+		}
+	}
+	if len(sc.Ports) != 1 || sc.Ports[0].Name != "triage" || sc.Ports[0].ContainerPort != cfg.Port {
+		t.Errorf("sidecar ports %+v", sc.Ports)
+	}
+	env := map[string]string{}
+	for _, e := range sc.Env {
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			env[e.Name] = e.ValueFrom.FieldRef.FieldPath
+		}
+	}
+	if env["TRIAGE_POD_NAME"] != "metadata.name" || env["TRIAGE_POD_NAMESPACE"] != "metadata.namespace" {
+		t.Errorf("sidecar downward-API env %v", env)
+	}
+	mounted := func(c corev1.Container) bool {
+		return slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == cfg.KubeAPIVolumeName })
+	}
+	if !slices.ContainsFunc(sc.VolumeMounts, func(m corev1.VolumeMount) bool {
+		return m.Name == cfg.KubeAPIVolumeName && m.MountPath == cfg.KubeAPIDir && m.ReadOnly
+	}) {
+		t.Errorf("sidecar mounts %+v: no read-only %s at %s", sc.VolumeMounts, cfg.KubeAPIVolumeName, cfg.KubeAPIDir)
+	}
+	for _, c := range pod.Spec.Containers {
+		if c.Name != cfg.ContainerName && mounted(c) {
+			t.Errorf("app container %s mounts the sidecar's API token", c.Name)
+		}
+	}
+	i := slices.IndexFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == cfg.KubeAPIVolumeName })
+	if i < 0 || pod.Spec.Volumes[i].Projected == nil || len(pod.Spec.Volumes[i].Projected.Sources) != 2 ||
+		pod.Spec.Volumes[i].Projected.Sources[0].ServiceAccountToken == nil ||
+		pod.Spec.Volumes[i].Projected.Sources[0].ServiceAccountToken.Audience != "" {
+		t.Errorf("API volume: want a projected ServiceAccount token for the API server's audience and the CA")
 	}
 }
 

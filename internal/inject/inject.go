@@ -114,8 +114,26 @@ type Config struct {
 	SocketFile string
 	// VolumeSizeLimit bounds the memory-backed emptyDir.
 	VolumeSizeLimit resource.Quantity
-	// Args are passed to the sidecar before --agent-socket.
+	// Args are passed to the sidecar before the injector's own flags.
 	Args []string
+	// KubeAuth is the sidecar's --kube-auth mode: "jwks" (ServiceAccount
+	// tokens with triage's audience, verified against the cluster's keys),
+	// "tokenreview", or "" to leave authentication to Args. With a mode the
+	// sidecar serves plaintext on loopback (reached through the API
+	// server's port-forward) and gets a projected token of its own, used
+	// only to read the cluster's public keys or to post reviews.
+	KubeAuth string
+	// KubeAPIVolumeName is the projected volume holding the sidecar's token
+	// for the API server and the cluster's CA.
+	KubeAPIVolumeName string
+	// KubeAPIDir is where that volume is mounted in the sidecar.
+	KubeAPIDir string
+	// KubeAPITokenSeconds is the projected token's lifetime (the kubelet
+	// rotates it at 80%).
+	KubeAPITokenSeconds int64
+	// Port is the sidecar's gRPC port on loopback, declared as the
+	// container port named "triage" (what the CLI port-forwards to).
+	Port int32
 	// ProbeCommand is the exec startup probe's command.
 	ProbeCommand []string
 	// Resources are the sidecar's default requests and limits.
@@ -140,6 +158,11 @@ func DefaultConfig() Config {
 		SocketDir:       "/var/run/triage",
 		SocketFile:      "agent.sock",
 		VolumeSizeLimit: resource.MustParse("1Mi"),
+		KubeAuth:            "jwks",
+		KubeAPIVolumeName:   "triage-kube-api",
+		KubeAPIDir:          "/var/run/secrets/triage.dev/kube-api",
+		KubeAPITokenSeconds: 3600,
+		Port:                7070,
 		ProbeCommand:    []string{"/triage-sidecar", "healthcheck"},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{
@@ -170,6 +193,14 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("inject: Config.ContainerName is empty")
 	case c.VolumeName == "":
 		return fmt.Errorf("inject: Config.VolumeName is empty")
+	case c.KubeAuth != "" && c.KubeAuth != "jwks" && c.KubeAuth != "tokenreview":
+		return fmt.Errorf("inject: Config.KubeAuth %q: use jwks, tokenreview or empty", c.KubeAuth)
+	case c.KubeAuth != "" && (c.KubeAPIVolumeName == "" || c.KubeAPIVolumeName == c.VolumeName || c.KubeAPIDir == "" || c.KubeAPIDir[0] != '/'):
+		return fmt.Errorf("inject: Config.KubeAPIVolumeName %q / KubeAPIDir %q: need a distinct volume name and an absolute path", c.KubeAPIVolumeName, c.KubeAPIDir)
+	case c.KubeAuth != "" && c.KubeAPITokenSeconds < 600:
+		return fmt.Errorf("inject: Config.KubeAPITokenSeconds %d: the API server's minimum is 600", c.KubeAPITokenSeconds)
+	case c.Port <= 0 || c.Port > 65535:
+		return fmt.Errorf("inject: Config.Port %d is not a port", c.Port)
 	case c.SocketDir == "" || c.SocketDir[0] != '/':
 		return fmt.Errorf("inject: Config.SocketDir %q is not an absolute path", c.SocketDir)
 	case c.SocketFile == "":
@@ -257,8 +288,8 @@ func Decide(pod *corev1.Pod, ns Namespace, cfg Config) Decision {
 		}
 	}
 	for _, v := range pod.Spec.Volumes {
-		if v.Name == cfg.VolumeName {
-			return Decision{Reason: fmt.Sprintf("a volume named %q already exists", cfg.VolumeName)}
+		if v.Name == cfg.VolumeName || cfg.KubeAuth != "" && v.Name == cfg.KubeAPIVolumeName {
+			return Decision{Reason: fmt.Sprintf("a volume named %q already exists", v.Name)}
 		}
 	}
 	return Decision{Inject: true, Reason: reason}

@@ -3,6 +3,7 @@ package inject
 import (
 	"encoding/json"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 
@@ -220,6 +221,9 @@ func build(pod *corev1.Pod, opts options, capture bool, cfg Config) (*corev1.Pod
 			SizeLimit: &limit,
 		}},
 	})
+	if cfg.KubeAuth != "" {
+		spec.Volumes = append(spec.Volumes, kubeAPIVolume(cfg))
+	}
 	mount := corev1.VolumeMount{Name: cfg.VolumeName, MountPath: cfg.SocketDir}
 	var warns []string
 	for i := range spec.Containers {
@@ -330,14 +334,36 @@ func sidecarContainer(cfg Config, opts options, capture bool, uid, gid int64) co
 		sc.Capabilities.Add = []corev1.Capability{"NET_RAW"}
 		sc.AllowPrivilegeEscalation = &t
 	}
-	args := append(slices.Clone(cfg.Args), "--agent-socket="+cfg.SocketPath())
+	// The injector's flags, then cfg.Args (a flag given twice: the last
+	// wins), then the agent socket.
+	var args []string
+	mounts := []corev1.VolumeMount{{Name: cfg.VolumeName, MountPath: cfg.SocketDir}}
+	if cfg.KubeAuth != "" {
+		args = append(args,
+			fmt.Sprintf("--addr=127.0.0.1:%d", cfg.Port),
+			"--insecure-local",
+			"--kube-auth="+cfg.KubeAuth,
+			"--kube-token-file="+path.Join(cfg.KubeAPIDir, "token"),
+			"--kube-ca-file="+path.Join(cfg.KubeAPIDir, "ca.crt"))
+		mounts = append(mounts, corev1.VolumeMount{Name: cfg.KubeAPIVolumeName, MountPath: cfg.KubeAPIDir, ReadOnly: true})
+	}
+	args = append(append(args, cfg.Args...), "--agent-socket="+cfg.SocketPath())
+	field := func(name, path string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
+	}
 	return corev1.Container{
 		Name:            cfg.ContainerName,
 		Image:           cfg.Image,
 		ImagePullPolicy: cfg.ImagePullPolicy,
 		Args:            args,
-		VolumeMounts:    []corev1.VolumeMount{{Name: cfg.VolumeName, MountPath: cfg.SocketDir}},
-		Resources:       *opts.resources.DeepCopy(),
+		Ports:           []corev1.ContainerPort{{Name: "triage", ContainerPort: cfg.Port, Protocol: corev1.ProtocolTCP}},
+		Env: []corev1.EnvVar{
+			field("TRIAGE_POD_NAME", "metadata.name"),
+			field("TRIAGE_POD_NAMESPACE", "metadata.namespace"),
+			field("TRIAGE_POD_UID", "metadata.uid"),
+		},
+		VolumeMounts: mounts,
+		Resources:    *opts.resources.DeepCopy(),
 		StartupProbe: &corev1.Probe{
 			ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: slices.Clone(cfg.ProbeCommand)}},
 			PeriodSeconds:    1,
@@ -346,5 +372,27 @@ func sidecarContainer(cfg Config, opts options, capture bool, uid, gid int64) co
 		},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		SecurityContext:          sc,
+	}
+}
+
+// kubeAPIVolume is the sidecar's own view of the API server: a token with
+// the API server's audience (kubelet-rotated, independent of the app's
+// automountServiceAccountToken) and the cluster's CA. With it the sidecar
+// reads the cluster's public keys (/openid/v1/jwks, granted to every
+// ServiceAccount by the default system:service-account-issuer-discovery
+// binding), or posts TokenReviews in tokenreview mode.
+func kubeAPIVolume(cfg Config) corev1.Volume {
+	seconds := cfg.KubeAPITokenSeconds
+	return corev1.Volume{
+		Name: cfg.KubeAPIVolumeName,
+		VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{
+				{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: &seconds}},
+				{ConfigMap: &corev1.ConfigMapProjection{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"},
+					Items:                []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}},
+				}},
+			},
+		}},
 	}
 }

@@ -363,7 +363,7 @@ func TestAnnotationsAndConflicts(t *testing.T) {
 		c.Version = "v9"
 		res, _ := Mutate(testPod(), Namespace{"shop", enforce("")}, c)
 		sc := sidecarOf(t, res.Pod)
-		if !reflect.DeepEqual(sc.Args, []string{"--addr=127.0.0.1:7070", "--agent-socket=/var/run/triage/agent.sock"}) {
+		if !reflect.DeepEqual(sc.Args[len(sc.Args)-2:], []string{"--addr=127.0.0.1:7070", "--agent-socket=/var/run/triage/agent.sock"}) {
 			t.Errorf("args %q", sc.Args)
 		}
 		var st Status

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -103,6 +104,19 @@ func ParseFlags(args []string, version string, out io.Writer) (*Settings, error)
 	})
 	fs.StringVar(&c.DefaultMode, "default-mode", c.DefaultMode, "sidecar mode when a pod does not say: native (init container, Kubernetes >= 1.29) or classic")
 	fs.StringVar(&c.SocketDir, "socket-dir", c.SocketDir, "where the agent socket's emptyDir is mounted")
+	fs.StringVar(&c.KubeAuth, "sidecar-kube-auth", c.KubeAuth, "how sidecars authenticate callers: jwks (ServiceAccount tokens with triage's audience, checked against the cluster's keys), tokenreview (TokenReview + SubjectAccessReview; the app's ServiceAccount needs system:auth-delegator), or empty (then pass --sidecar-arg flags for TLS and tokens)")
+	fs.Func("sidecar-port", fmt.Sprintf("the sidecar's gRPC port on loopback, declared as container port \"triage\" (default %d)", c.Port), func(v string) error {
+		p, err := strconv.ParseInt(v, 10, 32)
+		if err != nil || p <= 0 || p > 65535 {
+			return fmt.Errorf("%q is not a port number", v)
+		}
+		c.Port = int32(p)
+		return nil
+	})
+	fs.Func("sidecar-arg", "an extra flag for every sidecar, e.g. --sidecar-arg=--capture-max-duration=30s (repeatable; given after the injector's own, so it overrides them)", func(v string) error {
+		c.Args = append(c.Args, v)
+		return nil
+	})
 	quantityVar(fs, &c.VolumeSizeLimit, "socket-volume-size", "size limit of the agent socket's memory-backed emptyDir")
 	for _, r := range []struct {
 		name, what string
