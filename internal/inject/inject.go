@@ -148,22 +148,22 @@ type Config struct {
 // DefaultConfig returns the configuration used when nothing is overridden.
 func DefaultConfig() Config {
 	return Config{
-		Version:         "dev",
-		Image:           "ghcr.io/triage-sh/triage-sidecar:dev",
-		ImagePullPolicy: corev1.PullIfNotPresent,
-		ContainerName:   "triage-sidecar",
-		OwnNamespace:    "triage-system",
-		DefaultMode:     ModeNative,
-		VolumeName:      "triage-agent",
-		SocketDir:       "/var/run/triage",
-		SocketFile:      "agent.sock",
-		VolumeSizeLimit: resource.MustParse("1Mi"),
+		Version:             "dev",
+		Image:               "ghcr.io/triage-sh/triage-sidecar:dev",
+		ImagePullPolicy:     corev1.PullIfNotPresent,
+		ContainerName:       "triage-sidecar",
+		OwnNamespace:        "triage-system",
+		DefaultMode:         ModeNative,
+		VolumeName:          "triage-agent",
+		SocketDir:           "/var/run/triage",
+		SocketFile:          "agent.sock",
+		VolumeSizeLimit:     resource.MustParse("1Mi"),
 		KubeAuth:            "jwks",
 		KubeAPIVolumeName:   "triage-kube-api",
 		KubeAPIDir:          "/var/run/secrets/triage.dev/kube-api",
 		KubeAPITokenSeconds: 3600,
 		Port:                7070,
-		ProbeCommand:    []string{"/triage-sidecar", "healthcheck"},
+		ProbeCommand:        []string{"/triage-sidecar", "healthcheck"},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{
 				corev1.ResourceCPU:    resource.MustParse("10m"),
