@@ -30,6 +30,7 @@ type guard struct {
 	perms    permissionTable
 	tokens   *auth.TokensFile // nil: bearer tokens disabled
 	policy   *auth.PolicyFile // nil: every call denied
+	kube     *kubeAuth        // nil: Kubernetes tokens disabled
 	audit    *audit.Logger
 	log      *slog.Logger
 	inflight chan struct{}
@@ -39,6 +40,9 @@ type guard struct {
 type call struct {
 	rec  audit.Record
 	perm triagev1.Permission
+	// kube is the caller's Kubernetes identity, when a ServiceAccount
+	// token authenticated it.
+	kube *auth.KubeIdentity
 }
 
 func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
@@ -94,12 +98,12 @@ func (g *guard) admit(ctx context.Context, c *call) (context.Context, func(), er
 	if c.perm == open {
 		return ctx, func() {}, nil
 	}
-	id, err := g.authenticate(ctx)
+	id, kid, err := g.authenticate(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	c.rec.Identity, c.rec.AuthMethod = id.Name, id.Method
-	if err := g.authorize(id, c); err != nil {
+	c.rec.Identity, c.rec.AuthMethod, c.kube = id.Name, id.Method, kid
+	if err := g.authorize(ctx, id, c); err != nil {
 		return nil, nil, err
 	}
 	select {
@@ -111,23 +115,28 @@ func (g *guard) admit(ctx context.Context, c *call) (context.Context, func(), er
 	return withIdentity(ctx, id), func() { <-g.inflight }, nil
 }
 
-// authenticate finds the caller: a bearer token if one is presented, else a
-// verified client certificate, else the Unix peer's uid.
-func (g *guard) authenticate(ctx context.Context) (Identity, error) {
+// authenticate finds the caller: a bearer token if one is presented (a
+// Kubernetes ServiceAccount token when --kube-auth is on and it is a JWT,
+// else one of --tokens-file), else a verified client certificate, else the
+// Unix peer's uid.
+func (g *guard) authenticate(ctx context.Context) (Identity, *auth.KubeIdentity, error) {
 	if tok, present, err := bearerToken(ctx); present {
 		if err != nil {
-			return Identity{}, err
+			return Identity{}, nil, err
+		}
+		if g.kube != nil && (looksLikeJWT(tok) || g.tokens == nil) {
+			return g.kube.authenticate(ctx, tok)
 		}
 		if g.tokens == nil {
-			return Identity{}, status.Error(codes.Unauthenticated,
-				"bearer tokens are not enabled on this sidecar (it has no --tokens-file); use a client certificate")
+			return Identity{}, nil, status.Error(codes.Unauthenticated,
+				"bearer tokens are not enabled on this sidecar (it has no --tokens-file or --kube-auth); use a client certificate")
 		}
 		name, ok := g.tokens.Lookup(tok)
 		if !ok {
-			return Identity{}, status.Error(codes.Unauthenticated,
+			return Identity{}, nil, status.Error(codes.Unauthenticated,
 				"bearer token not recognised: its SHA-256 is not in the sidecar's --tokens-file; check the token or ask for one")
 		}
-		return Identity{Name: name, Method: "token"}, nil
+		return Identity{Name: name, Method: "token"}, nil, nil
 	}
 	p, _ := peer.FromContext(ctx)
 	if p != nil {
@@ -136,16 +145,20 @@ func (g *guard) authenticate(ctx context.Context) (Identity, error) {
 			if len(ai.State.VerifiedChains) > 0 && len(ai.State.VerifiedChains[0]) > 0 {
 				name := auth.IdentityFromCert(ai.State.VerifiedChains[0][0])
 				if name == "" {
-					return Identity{}, status.Error(codes.Unauthenticated,
+					return Identity{}, nil, status.Error(codes.Unauthenticated,
 						"client certificate names no identity (no SPIFFE URI SAN, DNS SAN or CN); issue one that does")
 				}
-				return Identity{Name: name, Method: "mtls"}, nil
+				return Identity{Name: name, Method: "mtls"}, nil, nil
 			}
 		case unixPeerInfo:
-			return Identity{Name: fmt.Sprintf("uid:%d", ai.UID), Method: "unix-peer"}, nil
+			return Identity{Name: fmt.Sprintf("uid:%d", ai.UID), Method: "unix-peer"}, nil, nil
 		}
 	}
-	return Identity{}, status.Error(codes.Unauthenticated,
+	if g.kube != nil {
+		return Identity{}, nil, status.Error(codes.Unauthenticated,
+			"no credentials: send a Kubernetes ServiceAccount token with triage's audience (the triage CLI mints one from your kubeconfig: triage explain pod/NAME)")
+	}
+	return Identity{}, nil, status.Error(codes.Unauthenticated,
 		"no credentials: present a client certificate signed by the sidecar's --client-ca or a bearer token from its --tokens-file (for local development: triage --dev DIR)")
 }
 
@@ -166,14 +179,34 @@ func bearerToken(ctx context.Context) (tok string, present bool, err error) {
 	return strings.TrimSpace(tok), true, nil
 }
 
-// authorize checks the policy: default deny.
-func (g *guard) authorize(id Identity, c *call) error {
+// authorize checks the policy (with the tier ServiceAccounts' roles in jwks
+// mode), or asks the API server in tokenreview mode: default deny.
+func (g *guard) authorize(ctx context.Context, id Identity, c *call) error {
+	if c.kube != nil && g.kube.review != nil {
+		allowed, reason, err := g.kube.review.Authorize(ctx, *c.kube, c.perm)
+		if err != nil {
+			return kubeStatus(err)
+		}
+		if !allowed {
+			return status.Errorf(codes.PermissionDenied, "%s: %s", c.rec.Method, reason)
+		}
+		return nil
+	}
 	var roles []auth.Role
 	if g.policy != nil {
 		roles = g.policy.Roles(id.Name)
 	}
+	if c.kube != nil && g.kube.tiers != nil {
+		roles = append(roles, g.kube.tiers.Roles(id.Name)...)
+	}
 	if auth.Grants(roles, c.perm) {
 		return nil
+	}
+	if c.kube != nil {
+		need, _ := auth.MinimalRole(c.perm)
+		return status.Errorf(codes.PermissionDenied,
+			"%s may not call %s: it needs permission %s, which the token of ServiceAccount %s (or a higher tier) carries; the triage CLI mints it for commands that need it",
+			id.Name, c.rec.Method, permissionName(c.perm), auth.TierServiceAccount(need))
 	}
 	need, _ := auth.MinimalRole(c.perm)
 	have := "no roles"

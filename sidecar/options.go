@@ -50,6 +50,27 @@ type Options struct {
 	CgroupRoot string
 	// ReloadInterval is how often certificate, token and policy files are checked for changes.
 	ReloadInterval time.Duration
+	// KubeAuth accepts Kubernetes ServiceAccount tokens: "jwks" (verified
+	// offline against the cluster's keys; roles from the tier
+	// ServiceAccounts and the policy file), "tokenreview" (TokenReview and
+	// SubjectAccessReview, as the kubelet does) or "" (off).
+	KubeAuth string
+	// KubeAudience is triage's token audience.
+	KubeAudience string
+	// KubeAPIServer is the API server's URL; "" is the in-cluster one
+	// (KUBERNETES_SERVICE_HOST and _PORT).
+	KubeAPIServer string
+	// KubeCAFile is the API server's CA bundle.
+	KubeCAFile string
+	// KubeTokenFile is the sidecar's own token for the API server.
+	KubeTokenFile string
+	// KubeIssuer is the cluster's token issuer; "" discovers it.
+	KubeIssuer string
+	// KubeTierNamespaces hold the tier ServiceAccounts whose tokens carry
+	// roles (the pod's own namespace is added).
+	KubeTierNamespaces []string
+	// PodName, PodNamespace and PodUID are the sidecar's pod (downward API).
+	PodName, PodNamespace, PodUID string
 }
 
 // DefaultAddr is where the sidecar listens unless told otherwise: loopback,
@@ -79,6 +100,16 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ProcRoot, "proc-root", "/proc", "proc filesystem root")
 	fs.StringVar(&o.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", "cgroup v2 filesystem root")
 	fs.DurationVar(&o.ReloadInterval, "reload-interval", time.Second, "how often certificate, token and policy files are checked for changes")
+	fs.StringVar(&o.KubeAuth, "kube-auth", "", "accept Kubernetes ServiceAccount tokens: jwks (offline, against the cluster's keys; roles from the tier ServiceAccounts triage-viewer..triage-operator) or tokenreview (TokenReview + SubjectAccessReview on triage.dev pods/<permission>); empty: off")
+	fs.StringVar(&o.KubeAudience, "kube-audience", "triage.dev", "the audience triage's ServiceAccount tokens must carry (never the API server's)")
+	fs.StringVar(&o.KubeAPIServer, "kube-api-server", "", "API server URL for the cluster's keys or reviews (default: in-cluster, from KUBERNETES_SERVICE_HOST/PORT)")
+	fs.StringVar(&o.KubeCAFile, "kube-ca-file", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", "the API server's CA bundle (PEM)")
+	fs.StringVar(&o.KubeTokenFile, "kube-token-file", "/var/run/secrets/kubernetes.io/serviceaccount/token", "the sidecar's own token for the API server (re-read on use: the kubelet rotates it)")
+	fs.StringVar(&o.KubeIssuer, "kube-issuer", "", "the cluster's ServiceAccount token issuer (default: discovered from the API server)")
+	fs.StringSliceVar(&o.KubeTierNamespaces, "kube-tier-namespaces", []string{"triage-system"}, "namespaces whose tier ServiceAccounts (triage-viewer, -profiler, -capturer, -operator) carry their roles; the pod's own namespace is added")
+	fs.StringVar(&o.PodName, "pod-name", "", "this pod's name (downward API; the injector sets TRIAGE_POD_NAME)")
+	fs.StringVar(&o.PodNamespace, "pod-namespace", "", "this pod's namespace (downward API; the injector sets TRIAGE_POD_NAMESPACE)")
+	fs.StringVar(&o.PodUID, "pod-uid", "", "this pod's UID (downward API; the injector sets TRIAGE_POD_UID)")
 }
 
 // DefaultOptions returns the options with their defaults, as AddFlags sets them.

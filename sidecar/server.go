@@ -93,7 +93,11 @@ func New(c Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &guard{tokens: s.tokens, policy: s.policy, audit: s.audit, log: s.log, inflight: make(chan struct{}, s.opts.MaxInflight)}
+	kube, err := newKubeAuth(s.opts)
+	if err != nil {
+		return nil, err
+	}
+	g := &guard{tokens: s.tokens, policy: s.policy, kube: kube, audit: s.audit, log: s.log, inflight: make(chan struct{}, s.opts.MaxInflight)}
 	s.grpc = grpc.NewServer(
 		grpc.Creds(creds),
 		grpc.ChainUnaryInterceptor(g.unary),
@@ -181,16 +185,19 @@ func validate(o Options) error {
 		if o.TLSCert != "" || o.TLSKey != "" || o.ClientCA != "" {
 			return errors.New("--insecure-local serves plaintext, but TLS files were given: drop --insecure-local to serve TLS, or drop --tls-cert/--tls-key/--client-ca")
 		}
-		if o.TokensFile == "" && o.UnixSocket == "" {
-			return errors.New("--insecure-local on TCP needs --tokens-file, or nobody could authenticate (on a --unix-socket callers are identified by uid)")
+		if o.TokensFile == "" && o.KubeAuth == "" && o.UnixSocket == "" {
+			return errors.New("--insecure-local on TCP needs --tokens-file or --kube-auth, or nobody could authenticate (on a --unix-socket callers are identified by uid)")
 		}
 	} else {
 		if o.TLSCert == "" || o.TLSKey == "" {
 			return errors.New("no TLS certificate: pass --tls-cert and --tls-key (with --client-ca for mTLS), or --dev DIR for local development, or --insecure-local for plaintext on loopback")
 		}
-		if o.ClientCA == "" && o.TokensFile == "" {
-			return errors.New("no way for callers to authenticate: pass --client-ca (mTLS) and/or --tokens-file (bearer tokens)")
+		if o.ClientCA == "" && o.TokensFile == "" && o.KubeAuth == "" {
+			return errors.New("no way for callers to authenticate: pass --client-ca (mTLS), --tokens-file (bearer tokens) and/or --kube-auth (Kubernetes ServiceAccount tokens)")
 		}
+	}
+	if err := validateKube(o); err != nil {
+		return err
 	}
 	switch {
 	case o.MaxConcurrentStreams < 1:
@@ -242,13 +249,13 @@ func (s *Server) loadAuth() (credentials.TransportCredentials, error) {
 		if s.policy.Policy().Empty() {
 			s.log.Warn("the policy grants no roles: every call except health will be denied", "policy", o.PolicyFile)
 		}
-	} else {
+	} else if o.KubeAuth == "" {
 		s.log.Warn("no --policy-file: every call except health will be denied")
 	}
 	if o.InsecureLocal {
 		return localCreds{}, nil
 	}
-	requireCert := o.ClientCA != "" && o.TokensFile == ""
+	requireCert := o.ClientCA != "" && o.TokensFile == "" && o.KubeAuth == ""
 	if s.tls, err = auth.NewServerTLS(o.TLSCert, o.TLSKey, o.ClientCA, requireCert, interval, onErr); err != nil {
 		return nil, err
 	}

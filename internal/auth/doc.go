@@ -15,6 +15,7 @@
 //     the CLI's client configuration.
 //   - certs.go: a small certificate authority for development mode and
 //     tests.
+//   - kube*.go: Kubernetes ServiceAccount tokens (offline JWKS or TokenReview/SubjectAccessReview) and the tier policy.
 //   - dev.go: development mode, which creates a CA, a server certificate,
 //     an operator client certificate and a policy once in a directory.
 //
