@@ -35,6 +35,10 @@ type Options struct {
 	// TokenFile holds a bearer token, sent as "authorization: Bearer <token>".
 	// Tokens need transport security unless Insecure is set.
 	TokenFile string
+	// Token is a bearer token held in memory (for example one minted by
+	// the Kubernetes TokenRequest API), sent like TokenFile's. Token and
+	// TokenFile are exclusive.
+	Token string
 	// Insecure connects in plaintext, for sidecars run with
 	// --insecure-local. Plaintext reaches only loopback and Unix sockets.
 	Insecure bool
@@ -80,11 +84,11 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithUserAgent("triage-client/" + version.Build().GetVersion()),
 	}
-	if o.TokenFile != "" {
-		tok, err := readToken(o.TokenFile)
-		if err != nil {
-			return nil, &Error{Op: "connect", Addr: o.Addr, Err: err}
-		}
+	tok, err := bearerToken(o)
+	if err != nil {
+		return nil, &Error{Op: "connect", Addr: o.Addr, Err: err}
+	}
+	if tok != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: tok, requireSecurity: !o.Insecure}))
 	}
 	opts = append(opts, o.DialOptions...)

@@ -57,6 +57,27 @@ func transportCredentials(o Options) (credentials.TransportCredentials, error) {
 	return credentials.NewTLS(cfg), nil
 }
 
+// bearerToken returns the token to send, from o.Token or o.TokenFile, or ""
+// for none. The token itself never appears in an error.
+func bearerToken(o Options) (string, error) {
+	switch {
+	case o.Token != "" && o.TokenFile != "":
+		return "", errors.New("both a token and --token-file were given: use one")
+	case o.TokenFile != "":
+		return readToken(o.TokenFile)
+	case o.Token == "":
+		return "", nil
+	}
+	tok := strings.TrimSpace(o.Token)
+	switch {
+	case tok == "":
+		return "", errors.New("the bearer token is blank")
+	case strings.ContainsAny(tok, "\r\n"):
+		return "", errors.New("the bearer token spans more than one line")
+	}
+	return tok, nil
+}
+
 // readToken reads a bearer token: the file's content without surrounding
 // white space.
 func readToken(path string) (string, error) {
