@@ -26,6 +26,7 @@ import (
 
 	"github.com/triage-sh/triage/internal/inject"
 	"github.com/triage-sh/triage/internal/injector"
+	"github.com/triage-sh/triage/internal/kubetest/cluster"
 )
 
 // manifest is the webhook configuration the tests register, with its
@@ -116,15 +117,15 @@ func (w *webhook) stop() {
 // startWebhook serves the injector, registers the manifest's
 // MutatingWebhookConfiguration and waits until the API server calls it.
 func (c *controlPlane) startWebhook() error {
-	serving, err := c.ca.issue("triage-injector", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	serving, err := c.CA().IssueServing("triage-injector", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		return err
 	}
 	crt, key := filepath.Join(c.dir, "webhook.crt"), filepath.Join(c.dir, "webhook.key")
-	if err := os.WriteFile(crt, serving.certPEM, 0o600); err != nil {
+	if err := os.WriteFile(crt, serving.CertPEM, 0o600); err != nil {
 		return err
 	}
-	if err := os.WriteFile(key, serving.keyPEM, 0o600); err != nil {
+	if err := os.WriteFile(key, serving.KeyPEM, 0o600); err != nil {
 		return err
 	}
 	logf, err := os.Create(filepath.Join(c.dir, "injector.log"))
@@ -136,7 +137,7 @@ func (c *controlPlane) startWebhook() error {
 	if err != nil {
 		return err
 	}
-	pair, err := tls.X509KeyPair(serving.certPEM, serving.keyPEM)
+	pair, err := tls.X509KeyPair(serving.CertPEM, serving.KeyPEM)
 	if err != nil {
 		return err
 	}
@@ -147,13 +148,13 @@ func (c *controlPlane) startWebhook() error {
 	if err != nil {
 		return err
 	}
-	ports, err := freePorts(1)
+	ports, err := cluster.FreePorts(1)
 	if err != nil {
 		return err
 	}
 	w := &webhook{
 		addr:    fmt.Sprintf("127.0.0.1:%d", ports[0]),
-		caPEM:   c.ca.certPEM,
+		caPEM:   c.CAData(),
 		keyPair: pair,
 		certs:   certs,
 		handler: h,
@@ -245,12 +246,16 @@ func namespace(t *testing.T, c *controlPlane, labels map[string]string) string {
 	return ns
 }
 
-// newPod is a bare pod with one app container.
+// newPod is a bare pod with one app container. Its serviceAccountName is
+// "default", as the ServiceAccount admission plugin (off here: no
+// controller makes the default ServiceAccounts) would set it; the API
+// server refuses the sidecar's projected token volume without one.
 func newPod(name string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "demo"}},
 		Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}},
+			ServiceAccountName: "default",
+			Containers:         []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}},
 		},
 	}
 }

@@ -1,11 +1,12 @@
 //go:build linux
 
-package kubetest
+package cluster
 
 import "syscall"
 
-// procAttr makes the kernel kill etcd and kube-apiserver when the test binary
-// dies, so that a crashed or killed test run leaves no servers behind.
+// procAttr makes the kernel kill etcd and kube-apiserver when the process
+// that started them dies, so that a crashed or killed run leaves no servers
+// behind.
 func procAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 }
