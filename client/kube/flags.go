@@ -77,7 +77,7 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.PodTimeout, "pod-timeout", f.PodTimeout, "time limit for each pod, from its connection (0: none)")
 	fs.DurationVar(&f.Timeout, "fleet-timeout", f.Timeout, "time limit for the whole command across all pods (0: none)")
 	fs.StringVar(&f.TierNamespace, "tier-namespace", orString(f.TierNamespace, DefaultTierNamespace), "namespace of the triage tier ServiceAccounts whose tokens are minted")
-	fs.StringVar(&f.Audience, "audience", orString(f.Audience, DefaultAudience), "audience of the minted tokens (the sidecar's --token-audience)")
+	fs.StringVar(&f.Audience, "audience", orString(f.Audience, DefaultAudience), "audience of the minted tokens (the sidecar's --kube-audience)")
 	fs.IntVar(&f.Port, "sidecar-port", orInt(f.Port, DefaultSidecarPort), `sidecar port, unless its container declares a port named "triage"`)
 	fs.StringVar(&f.Container, "sidecar-container", orString(f.Container, DefaultSidecarContainer), "name of the sidecar container")
 }

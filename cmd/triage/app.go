@@ -12,6 +12,7 @@ import (
 
 	"github.com/triage-sh/triage/client"
 	"github.com/triage-sh/triage/cmd/triage/internal/render"
+	"github.com/triage-sh/triage/internal/auth"
 )
 
 // Exit codes.
@@ -39,6 +40,7 @@ type env struct {
 type app struct {
 	env
 	conn    client.Options
+	kube    kubeState
 	output  string
 	timeout time.Duration
 }
@@ -70,6 +72,9 @@ func run(ctx context.Context, args []string, e env) int {
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	cmd, err := root.ExecuteContextC(ctx)
+	if cerr := a.closeKube(); cerr != nil && err == nil {
+		err = runError{cerr}
+	}
 	if err == nil {
 		return exitOK
 	}
@@ -95,9 +100,15 @@ func (a *app) rootCommand() *cobra.Command {
 		Short: "Ask a pod's triage sidecar what is going on",
 		Long: `triage asks a pod's triage sidecar what the pod believes and what state it is in.
 
-The sidecar listens on 127.0.0.1:7070 inside the pod: reach it with
-  kubectl port-forward pod/POD 7070
-then run triage explain. For a local sidecar started with --dev DIR, pass the same --dev DIR.`,
+In Kubernetes, name the pods with your kubeconfig's credentials:
+  triage explain pod/checkout-7d9f -n shop
+  triage goroutines deploy/checkout -n shop      every pod, groups merged, the odd pod out marked
+  triage profile deploy/checkout --type wall -w checkout.pb.gz
+triage port-forwards through the API server and mints a short-lived token for the tier the
+command needs (triage-viewer, -profiler, -capturer, -operator); your RBAC decides.
+
+Without a target it asks the sidecar at --addr (127.0.0.1:7070); for a local sidecar
+started with --dev DIR, pass the same --dev DIR.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -121,6 +132,7 @@ then run triage explain. For a local sidecar started with --dev DIR, pass the sa
 	f.BoolVar(&a.conn.Insecure, "insecure", false, "plaintext, for a sidecar run with --insecure-local (loopback and unix sockets only)")
 	f.StringVarP(&a.output, "output", "o", outputText, "output format: text or json")
 	f.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for the sidecar; 0 waits forever")
+	a.addKubeFlags(f)
 	root.AddCommand(a.explainCommand(), a.procCommand(), a.versionCommand(),
 		a.goroutinesCommand(), a.profileCommand(), a.runtimeCommand(), a.captureCommand(), a.injectCommand(), a.envoyCommand())
 	return root
@@ -133,8 +145,12 @@ func (a *app) envOr(name, def string) string {
 	return def
 }
 
-// dial connects to the sidecar with the global flags.
-func (a *app) dial(ctx context.Context) (*client.Client, error) {
+// dial connects to the sidecar: the pod the command's target names, with a
+// token of tier, or else the sidecar at --addr with the global flags.
+func (a *app) dial(ctx context.Context, tier auth.Role) (*client.Client, error) {
+	if a.kubeMode() {
+		return a.dialKube(ctx, tier)
+	}
 	o := a.conn
 	o.Timeout = a.timeout
 	c, err := client.Dial(ctx, o)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/triage-sh/triage/client"
 	"github.com/triage-sh/triage/cmd/triage/internal/render"
+	"github.com/triage-sh/triage/internal/auth"
 	"github.com/triage-sh/triage/internal/bpf"
 	triagev1 "github.com/triage-sh/triage/proto/triage/v1"
 )
@@ -37,7 +38,7 @@ type captureFlags struct {
 func (a *app) captureCommand() *cobra.Command {
 	var f captureFlags
 	cmd := &cobra.Command{
-		Use:   "capture [-f FILTER | FILTER...] [-i IFACE|any] [--duration D] [-c N] [-s SNAPLEN] -w FILE|-",
+		Use:   "capture [pod/NAME] [-f FILTER | FILTER...] [-i IFACE|any] [--duration D] [-c N] [-s SNAPLEN] -w FILE|-",
 		Short: "Capture the pod's packets with a tcpdump filter, as pcapng",
 		Long: `capture asks the sidecar for the pod's packets: FILTER is tcpdump's filter language,
 compiled to BPF and applied in the kernel; the packets arrive as pcapng, written to FILE as they
@@ -48,9 +49,11 @@ ends it early and still leaves a valid file. A live line on stderr counts packet
   triage capture -i any -f 'tcp port 8080' --duration 10s -w web.pcapng
   triage capture --compile 'tcp[tcpflags] & tcp-syn != 0' -o json   (no capture: the program)
   triage capture --list-interfaces
+  triage capture pod/checkout-7d9f -n shop -f 'port 443' -w checkout.pcapng
 
 Capture needs the capturer role, and CAP_NET_RAW in the sidecar (explain says when it is missing).`,
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			args = a.takeTarget(args, false)
 			if len(args) > 0 {
 				if f.filter != "" {
 					return usageError{"give the filter either with -f or as arguments, not both"}
@@ -139,7 +142,7 @@ func (a *app) compileFilter(f captureFlags) error {
 }
 
 func (a *app) listInterfaces(ctx context.Context) error {
-	c, err := a.dial(ctx)
+	c, err := a.dial(ctx, auth.Viewer)
 	if err != nil {
 		return err
 	}
@@ -155,7 +158,7 @@ func (a *app) listInterfaces(ctx context.Context) error {
 }
 
 func (a *app) stopCapture(ctx context.Context, id string) error {
-	c, err := a.dial(ctx)
+	c, err := a.dial(ctx, auth.Capturer)
 	if err != nil {
 		return err
 	}
@@ -194,7 +197,7 @@ func (a *app) capture(ctx context.Context, f captureFlags) error {
 		}
 	}
 
-	c, err := a.dial(ctx)
+	c, err := a.dial(ctx, auth.Capturer)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/triage-sh/triage/client"
 	"github.com/triage-sh/triage/cmd/triage/internal/render"
+	"github.com/triage-sh/triage/internal/auth"
 	triagev1 "github.com/triage-sh/triage/proto/triage/v1"
 )
 
@@ -39,9 +40,10 @@ capturer role. Private keys and secrets never leave the pod.
 	return cmd
 }
 
-// withClient dials the sidecar and runs f with the client.
-func (a *app) withClient(ctx context.Context, f func(*client.Client) error) error {
-	c, err := a.dial(ctx)
+// withClient dials the sidecar (with a token of tier in Kubernetes) and
+// runs f with the client.
+func (a *app) withClient(ctx context.Context, tier auth.Role, f func(*client.Client) error) error {
+	c, err := a.dial(ctx, tier)
 	if err != nil {
 		return err
 	}
@@ -58,9 +60,10 @@ the counters that matter, and explains them. Findings come first: resources Envo
 resources still warming, clusters without healthy hosts, routes to missing clusters, expiring
 certificates, circuit breakers that tripped. -o json has counts (listeners, route_configs,
 virtual_hosts, routes, clusters, endpoints, healthy_endpoints, secrets) and findings.`,
-		Args: cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			return a.withClient(cmd.Context(), func(c *client.Client) error {
+		Args: targetArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, true)
+			return a.withClient(cmd.Context(), auth.Viewer, func(c *client.Client) error {
 				resp, err := c.EnvoyExplain(cmd.Context())
 				if err != nil {
 					return err
@@ -87,9 +90,10 @@ secrets replaced by "[redacted]", to stdout or FILE.
 
   triage envoy config --resource dynamic_active_clusters --mask cluster.name
   triage envoy config --eds -w dump.json`,
-		Args: cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			return a.withClient(cmd.Context(), func(c *client.Client) error {
+		Args: targetArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, true)
+			return a.withClient(cmd.Context(), auth.Viewer, func(c *client.Client) error {
 				write := func(w io.Writer) error {
 					art, err := c.EnvoyConfigDump(cmd.Context(), &req, w)
 					if err != nil {
@@ -128,9 +132,10 @@ func (a *app) envoyClustersCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "clusters [--name RE] [--endpoints]",
 		Short: "Clusters with healthy/total endpoints, outlier ejections, state and version",
-		Args:  cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			return a.withClient(cmd.Context(), func(c *client.Client) error {
+		Args:  targetArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, true)
+			return a.withClient(cmd.Context(), auth.Viewer, func(c *client.Client) error {
 				resp, err := c.EnvoyClusters(cmd.Context(), name)
 				if err != nil {
 					return err
@@ -151,9 +156,10 @@ func (a *app) envoyListenersCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "listeners",
 		Short: "Listeners, their filter chains, and where each sends traffic",
-		Args:  cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			return a.withClient(cmd.Context(), func(c *client.Client) error {
+		Args:  targetArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, true)
+			return a.withClient(cmd.Context(), auth.Viewer, func(c *client.Client) error {
 				resp, err := c.EnvoyListeners(cmd.Context())
 				if err != nil {
 					return err
@@ -171,9 +177,10 @@ func (a *app) envoyRoutesCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "routes",
 		Short: "Route configurations: virtual hosts and routes in the order Envoy tries them",
-		Args:  cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			return a.withClient(cmd.Context(), func(c *client.Client) error {
+		Args:  targetArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, true)
+			return a.withClient(cmd.Context(), auth.Viewer, func(c *client.Client) error {
 				resp, err := c.EnvoyRouteConfigs(cmd.Context())
 				if err != nil {
 					return err
@@ -191,9 +198,10 @@ func (a *app) envoyCertsCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "certs",
 		Short: "Certificates Envoy holds, with expiry",
-		Args:  cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			return a.withClient(cmd.Context(), func(c *client.Client) error {
+		Args:  targetArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, true)
+			return a.withClient(cmd.Context(), auth.Viewer, func(c *client.Client) error {
 				resp, err := c.EnvoyCertificates(cmd.Context())
 				if err != nil {
 					return err
@@ -219,8 +227,9 @@ func (a *app) envoyStatsCommand() *cobra.Command {
 --max of them (and at most the sidecar's --envoy-max-stats).
 
   triage envoy stats --filter 'cluster\..*\.upstream_rq_5xx$' --used-only`,
-		Args: cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+		Args: targetArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, true)
 			switch format {
 			case "text":
 				req.Format = triagev1.EnvoyStatsFormat_ENVOY_STATS_FORMAT_TEXT
@@ -232,7 +241,7 @@ func (a *app) envoyStatsCommand() *cobra.Command {
 			if req.MaxStats < 0 {
 				return usageError{"--max must not be negative"}
 			}
-			return a.withClient(cmd.Context(), func(c *client.Client) error {
+			return a.withClient(cmd.Context(), auth.Viewer, func(c *client.Client) error {
 				resp, err := c.EnvoyStats(cmd.Context(), &req)
 				if err != nil {
 					return err
@@ -256,9 +265,10 @@ func (a *app) envoyServerInfoCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "server-info",
 		Short: "Envoy's version, state, readiness, uptime, node and memory",
-		Args:  cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			return a.withClient(cmd.Context(), func(c *client.Client) error {
+		Args:  targetArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, true)
+			return a.withClient(cmd.Context(), auth.Viewer, func(c *client.Client) error {
 				resp, err := c.EnvoyServerInfo(cmd.Context())
 				if err != nil {
 					return err
@@ -287,8 +297,9 @@ chooses the route configurations of the listeners on that port.
 
   triage envoy route --host reviews.default.svc.cluster.local:9080 --path /reviews/1
   triage envoy route --host shop.example.com --path /api --header x-canary=true`,
-		Args: cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+		Args: targetArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, true)
 			if req.Host == "" {
 				return usageError{"--host is required"}
 			}
@@ -302,7 +313,7 @@ chooses the route configurations of the listeners on that port.
 				}
 				req.Headers[strings.ToLower(k)] = v
 			}
-			return a.withClient(cmd.Context(), func(c *client.Client) error {
+			return a.withClient(cmd.Context(), auth.Viewer, func(c *client.Client) error {
 				resp, err := c.EnvoyMatchRoute(cmd.Context(), &req)
 				if err != nil {
 					return err
@@ -334,12 +345,20 @@ error, critical, off) it sets every logger's level, or only --logger's; that nee
 role and is audited.
 
   triage envoy log-level debug --logger router`,
-		Args: cobra.MaximumNArgs(1),
+		Args: cobra.MaximumNArgs(2),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			args = a.takeTarget(args, false)
+			if len(args) > 1 {
+				return usageError{fmt.Sprintf("log-level takes one LEVEL, got %q", args)}
+			}
 			if len(args) == 0 && logger != "" {
 				return usageError{"--logger needs a LEVEL"}
 			}
-			return a.withClient(cmd.Context(), func(c *client.Client) error {
+			tier := auth.Viewer
+			if len(args) == 1 {
+				tier = auth.Operator
+			}
+			return a.withClient(cmd.Context(), tier, func(c *client.Client) error {
 				var (
 					ls  []*triagev1.EnvoyLogger
 					err error
@@ -367,8 +386,17 @@ func (a *app) envoyHealthcheckCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "healthcheck fail|ok",
 		Short: "Make Envoy fail its health checks (out of load balancing) or pass them again (operator)",
-		Args:  cobra.ExactArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 && isTargetArg(args[0]) {
+				args = args[1:]
+			}
+			if len(args) != 1 {
+				return usageError{"healthcheck takes fail or ok (after an optional target such as pod/NAME)"}
+			}
+			return nil
+		},
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			args = a.takeTarget(args, false)
 			var action triagev1.EnvoyHealthCheck
 			msg := ""
 			switch args[0] {
@@ -379,7 +407,7 @@ func (a *app) envoyHealthcheckCommand() *cobra.Command {
 			default:
 				return usageError{fmt.Sprintf("healthcheck %q: use fail or ok", args[0])}
 			}
-			return a.withClient(cmd.Context(), func(c *client.Client) error {
+			return a.withClient(cmd.Context(), auth.Operator, func(c *client.Client) error {
 				if err := c.EnvoySetHealthCheck(cmd.Context(), action); err != nil {
 					return err
 				}
@@ -393,9 +421,10 @@ func (a *app) envoyResetCountersCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "reset-counters",
 		Short: "Zero Envoy's counters (operator)",
-		Args:  cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			return a.withClient(cmd.Context(), func(c *client.Client) error {
+		Args:  targetArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, true)
+			return a.withClient(cmd.Context(), auth.Operator, func(c *client.Client) error {
 				if err := c.EnvoyResetCounters(cmd.Context()); err != nil {
 					return err
 				}
@@ -431,8 +460,9 @@ TapConfig (JSON, or @FILE); without it every request is tapped. The tap ends at 
 or --max-bytes, each capped by the sidecar.
 
   triage envoy tap --config-id http_tap --duration 10s -w - | jq .http_buffered_trace.request`,
-		Args: cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+		Args: targetArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, true)
 			switch {
 			case req.ConfigId == "":
 				return usageError{"--config-id is required: the admin config_id of a tap filter in Envoy's config"}
@@ -454,7 +484,7 @@ or --max-bytes, each capped by the sidecar.
 			if duration > 0 {
 				req.Duration = durationpb.New(duration)
 			}
-			return a.withClient(cmd.Context(), func(c *client.Client) error {
+			return a.withClient(cmd.Context(), auth.Capturer, func(c *client.Client) error {
 				return a.tap(cmd.Context(), c, &req, out)
 			})
 		}),

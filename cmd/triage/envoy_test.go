@@ -314,14 +314,16 @@ func TestEnvoyUsageErrors(t *testing.T) {
 		{[]string{"envoy", "route", "--path", "/"}, "--host is required"},
 		{[]string{"envoy", "route", "--host", "a", "--header", "x"}, `--header "x": use NAME=VALUE`},
 		{[]string{"envoy", "healthcheck", "maybe"}, `healthcheck "maybe": use fail or ok`},
-		{[]string{"envoy", "healthcheck"}, "accepts 1 arg"},
+		{[]string{"envoy", "healthcheck"}, "healthcheck takes fail or ok"},
+		{[]string{"envoy", "healthcheck", "pod/a", "ok", "x"}, "healthcheck takes fail or ok"},
 		{[]string{"envoy", "log-level", "--logger", "router"}, "--logger needs a LEVEL"},
-		{[]string{"envoy", "log-level", "debug", "info"}, "accepts at most 1 arg"},
+		{[]string{"envoy", "log-level", "debug", "info"}, "log-level takes one LEVEL"},
 		{[]string{"envoy", "stats", "--source", "xml"}, `--source "xml"`},
 		{[]string{"envoy", "tap", "-w", "x"}, "--config-id is required"},
 		{[]string{"envoy", "tap", "--config-id", "t"}, "-w FILE is required"},
 		{[]string{"envoy", "tap", "--config-id", "t", "-w", "-", "-o", "json"}, "drop -o json"},
-		{[]string{"envoy", "clusters", "extra"}, `unknown command "extra"`},
+		{[]string{"envoy", "clusters", "extra"}, "--addr names one sidecar and a target names pods"},
+		{[]string{"envoy", "clusters", "pod/a", "pod/b"}, "takes at most one target"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

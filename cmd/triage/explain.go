@@ -6,15 +6,20 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/triage-sh/triage/cmd/triage/internal/render"
+	"github.com/triage-sh/triage/internal/auth"
 )
 
 func (a *app) explainCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "explain",
+		Use:   "explain [pod/NAME | deploy/NAME | sts/NAME | ds/NAME | -l SELECTOR]",
 		Short: "What does this pod believe? Findings, build, caller, capabilities, certificates, settings, processes",
-		Args:  cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			c, err := a.dial(cmd.Context())
+		Args:  targetArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, true)
+			if a.fleetMode() {
+				return a.fleetExplain(cmd.Context())
+			}
+			c, err := a.dial(cmd.Context(), auth.Viewer)
 			if err != nil {
 				return err
 			}

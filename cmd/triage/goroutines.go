@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/triage-sh/triage/cmd/triage/internal/render"
+	"github.com/triage-sh/triage/internal/auth"
 	"github.com/triage-sh/triage/internal/goroutines"
 	"github.com/triage-sh/triage/internal/goroutines/goroutinespb"
 	triagev1 "github.com/triage-sh/triage/proto/triage/v1"
@@ -42,7 +43,7 @@ type goroutinesRequest struct {
 func (a *app) goroutinesCommand() *cobra.Command {
 	var f goroutinesFlags
 	cmd := &cobra.Command{
-		Use:   "goroutines [--filter REGEX] [--min-wait DUR] [--save FILE] [--diff FILE] [--file DUMP] [--raw]",
+		Use:   "goroutines [TARGET] [--filter REGEX] [--min-wait DUR] [--save FILE] [--diff FILE] [--file DUMP] [--raw]",
 		Short: "What is every goroutine doing? Grouped by identical stack, largest first",
 		Long: `goroutines shows the target's goroutines grouped by identical stack and state, largest
 group first, with each group's wait state, wait time and creator.
@@ -57,13 +58,21 @@ wait states; --path text has them, but stops the world for the whole dump.
                 or vanished; the leak view
   --raw         the full text dump (debug=2) to stdout or to --save FILE
 
+TARGET is pod/NAME (one pod), or deploy/NAME, sts/NAME, ds/NAME or -l SELECTOR: every pod is
+asked at once and the groups are merged: how many pods have each group and how many each,
+with the odd pod out marked.
+
 -o json prints {"total": N, "matched": M, ..., "groups": [{"count", "state",
 "frames": [{"function", "file", "line"}, ...]}, ...]}, innermost frame first.`,
-		Args: cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+		Args: targetArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, true)
 			req, err := a.goroutinesValidate(cmd, f)
 			if err != nil {
 				return err
+			}
+			if a.fleetMode() {
+				return a.fleetGoroutines(cmd.Context(), req)
 			}
 			if req.raw {
 				return a.goroutinesRaw(cmd.Context(), req)
@@ -127,7 +136,7 @@ func (a *app) goroutinesValidate(cmd *cobra.Command, f goroutinesFlags) (*gorout
 
 // goroutinesRaw streams the text dump to stdout or --save.
 func (a *app) goroutinesRaw(ctx context.Context, req *goroutinesRequest) error {
-	c, err := a.dial(ctx)
+	c, err := a.dial(ctx, auth.Viewer)
 	if err != nil {
 		return err
 	}
@@ -196,7 +205,7 @@ func (a *app) goroutinesGrouped(ctx context.Context, req *goroutinesRequest) err
 
 // goroutinesLive asks the sidecar for the grouped dump.
 func (a *app) goroutinesLive(ctx context.Context, req *goroutinesRequest) (*render.GoroutineView, error) {
-	c, err := a.dial(ctx)
+	c, err := a.dial(ctx, auth.Viewer)
 	if err != nil {
 		return nil, err
 	}

@@ -10,14 +10,18 @@ package main
 
 import (
 	"context"
+	"flag"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"golang.org/x/term"
+	"k8s.io/klog/v2"
 )
 
 func main() {
+	quietKlog()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], env{
 		stdout:         os.Stdout,
@@ -29,4 +33,16 @@ func main() {
 	})
 	stop()
 	os.Exit(code)
+}
+
+// quietKlog silences client-go's internal logging (port-forward and
+// websocket chatter): every error that matters reaches the user through
+// triage's own one-line messages and the per-pod error table.
+func quietKlog() {
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	_ = fs.Set("logtostderr", "false")
+	_ = fs.Set("alsologtostderr", "false")
+	_ = fs.Set("stderrthreshold", "FATAL")
+	klog.SetOutput(io.Discard)
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/triage-sh/triage/cmd/triage/internal/render"
+	"github.com/triage-sh/triage/internal/auth"
 	triagev1 "github.com/triage-sh/triage/proto/triage/v1"
 )
 
@@ -14,14 +15,15 @@ func (a *app) procCommand() *cobra.Command {
 		deps    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "proc [--pid N [--sockets] [--deps]]",
+		Use:   "proc [TARGET] [--pid N [--sockets] [--deps]]",
 		Short: "Process state: the visible processes, or everything about one (--pid)",
 		Long: `Without --pid, proc lists the processes the sidecar can see. With --pid N it shows
 everything about one: command line, uptime, threads, memory, file descriptors, sockets,
 cgroup limits, usage, throttling and pressure, OOM kills, Go build and environment.
 --pid 0 is the sidecar itself.`,
-		Args: cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+		Args: targetArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, true)
 			hasPid := cmd.Flags().Changed("pid")
 			switch {
 			case hasPid && pid < 0:
@@ -29,7 +31,13 @@ cgroup limits, usage, throttling and pressure, OOM kills, Go build and environme
 			case !hasPid && (sockets || deps):
 				return usageError{"--sockets and --deps need --pid"}
 			}
-			c, err := a.dial(cmd.Context())
+			if a.fleetMode() {
+				if hasPid {
+					return usageError{"--pid names a process in one pod: give pod/NAME, or drop --pid for one row per pod"}
+				}
+				return a.fleetProc(cmd.Context())
+			}
+			c, err := a.dial(cmd.Context(), auth.Viewer)
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/triage-sh/triage/client"
 	"github.com/triage-sh/triage/cmd/triage/internal/render"
+	"github.com/triage-sh/triage/internal/auth"
 	triagev1 "github.com/triage-sh/triage/proto/triage/v1"
 )
 
@@ -23,6 +24,7 @@ const defaultProfileDuration = 10 * time.Second
 // profileFlags are the flags of `triage profile`.
 type profileFlags struct {
 	typ, target, out string
+	perPodDir        string
 	duration         time.Duration
 	last             bool
 	rate             int64
@@ -31,7 +33,7 @@ type profileFlags struct {
 func (a *app) profileCommand() *cobra.Command {
 	var f profileFlags
 	cmd := &cobra.Command{
-		Use:   "profile --type " + profileTypeNames() + " [--duration D] -w FILE",
+		Use:   "profile [TARGET] --type " + profileTypeNames() + " [--duration D] -w FILE",
 		Short: "Where does the time go? A pprof profile or execution trace, streamed to a file",
 		Long: `profile streams a profile of the target into FILE (written as FILE.tmp, renamed when
 complete; -w - writes to stdout) and prints the command that opens it.
@@ -45,8 +47,16 @@ complete; -w - writes to stdout) and prints the command that opens it.
                 (triage profile --type trace --last 10s) instead of waiting --duration
 
 Timed types sample for --duration (default ` + defaultProfileDuration.String() + `, capped by the server).
-While it runs, a progress line is drawn on stderr when stderr is a terminal.`,
+While it runs, a progress line is drawn on stderr when stderr is a terminal.
+
+For a workload (deploy/NAME, sts/NAME, ds/NAME) or -l, every pod samples the same window
+and FILE is one merged profile, each sample labelled pod=NAMESPACE/NAME:
+  triage profile deploy/checkout -n shop --type wall -w checkout.pb.gz
+  go tool pprof -tagfocus pod=shop/checkout-7d9f-x2 checkout.pb.gz   one pod's share`,
 		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 && isTargetArg(args[0]) {
+				args = args[1:]
+			}
 			// `--last 10s` reads like the issue's example: take the window as
 			// the duration.
 			if len(args) == 1 && f.last && !cmd.Flags().Changed("duration") {
@@ -57,7 +67,8 @@ While it runs, a progress line is drawn on stderr when stderr is a terminal.`,
 			}
 			return cobra.NoArgs(cmd, args)
 		},
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, false)
 			return a.profile(cmd, f)
 		}),
 	}
@@ -67,7 +78,8 @@ While it runs, a progress line is drawn on stderr when stderr is a terminal.`,
 	fl.BoolVar(&f.last, "last", false, "trace only: return the flight recorder's trace of the moments before the call")
 	fl.Int64Var(&f.rate, "rate", 0, "sampling rate (Hz for wall and cpu); 0 means the server's default")
 	fl.StringVar(&f.target, "target", "", targetHelp)
-	fl.StringVarP(&f.out, "write", "w", "", "write the profile to FILE (- for stdout); required")
+	fl.StringVarP(&f.out, "write", "w", "", "write the profile to FILE (- for stdout); required; for a workload or -l, the merged profile (samples labelled pod=NAMESPACE/NAME)")
+	fl.StringVar(&f.perPodDir, "per-pod-dir", "", "for a workload or -l: also keep each pod's profile in DIR")
 	return cmd
 }
 
@@ -108,7 +120,13 @@ func (a *app) profile(cmd *cobra.Command, f profileFlags) error {
 		name += " profile"
 	}
 	ctx := cmd.Context()
-	c, err := a.dial(ctx)
+	if f.perPodDir != "" && !a.fleetMode() {
+		return usageError{"--per-pod-dir keeps each pod's profile of a workload or -l; for one pod, -w FILE is its profile"}
+	}
+	if a.fleetMode() {
+		return a.fleetProfile(ctx, f, req, name)
+	}
+	c, err := a.dial(ctx, auth.Profiler)
 	if err != nil {
 		return err
 	}

@@ -4,23 +4,25 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/triage-sh/triage/cmd/triage/internal/render"
+	"github.com/triage-sh/triage/internal/auth"
 )
 
 func (a *app) runtimeCommand() *cobra.Command {
 	var target string
 	cmd := &cobra.Command{
-		Use:   "runtime [--target app|self]",
+		Use:   "runtime [pod/NAME] [--target app|self]",
 		Short: "How is the Go runtime doing? GC, heap, goroutines, scheduling, settings, build",
 		Long: `runtime shows a snapshot of the target's Go runtime: GOMAXPROCS, GOGC, GOMEMLIMIT, the
 number of goroutines, the live heap and the GC's goal, GC cycles, CPU share and pauses,
 scheduling latency, uptime and build. -o json adds every runtime/metrics sample.`,
-		Args: cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+		Args: targetArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, true)
 			tgt, err := parseTarget(target)
 			if err != nil {
 				return err
 			}
-			c, err := a.dial(cmd.Context())
+			c, err := a.dial(cmd.Context(), auth.Viewer)
 			if err != nil {
 				return err
 			}

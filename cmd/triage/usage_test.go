@@ -13,8 +13,13 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"unknown flag", []string{"--bogus"}, "unknown flag: --bogus"},
 		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
-		{"extra argument", []string{"explain", "extra"}, `unknown command "extra" for "triage explain"`},
-		{"extra argument to proc", []string{"proc", "12"}, `"triage proc"`},
+		{"target and --addr", []string{"explain", "extra"}, "--addr names one sidecar and a target names pods"},
+		{"two targets", []string{"proc", "pod/a", "deploy/b"}, "takes at most one target"},
+		{"target and selector", []string{"goroutines", "pod/a", "-l", "app=x"}, "give either a target or a selector"},
+		{"bad target type", []string{"explain", "svc/a"}, `unknown type "svc"`},
+		{"bad selector", []string{"explain", "-l", "a==b==c"}, "-l"},
+		{"per-pod-dir for one pod", []string{"profile", "--type", "heap", "-w", "x", "--per-pod-dir", "d"}, "--per-pod-dir keeps each pod's profile"},
+		{"fleet trace", []string{"profile", "deploy/a", "--type", "trace", "-w", "x"}, "traces are not merged"},
 		{"bad output", []string{"-o", "yaml", "explain"}, `invalid --output "yaml"`},
 		{"pid not a number", []string{"proc", "--pid", "abc"}, `invalid argument "abc"`},
 		{"negative pid", []string{"proc", "--pid", "-1"}, "--pid must be 0"},
@@ -41,7 +46,7 @@ func TestUsageErrors(t *testing.T) {
 		{"goroutines raw profile path", []string{"goroutines", "--raw", "--path", "profile"}, "--raw is always the text path"},
 		{"goroutines file with target", []string{"goroutines", "--file", "x", "--target", "app"}, "--file reads a dump instead"},
 		{"goroutines save is diff", []string{"goroutines", "--save", "a.json", "--diff", "a.json"}, "name the same file"},
-		{"goroutines argument", []string{"goroutines", "extra"}, `"triage goroutines"`},
+		{"goroutines fleet raw", []string{"goroutines", "deploy/x", "--raw"}, "work on one pod"},
 		{"runtime bad target", []string{"runtime", "--target", "x"}, `invalid --target "x"`},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/triage-sh/triage/cmd/triage/internal/render"
+	"github.com/triage-sh/triage/internal/auth"
 	"github.com/triage-sh/triage/internal/version"
 	triagev1 "github.com/triage-sh/triage/proto/triage/v1"
 )
@@ -14,10 +15,11 @@ func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "The versions of this client and of the sidecar",
-		Args:  cobra.NoArgs,
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+		Args:  targetArgs,
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			a.takeTarget(args, true)
 			mine := version.Build()
-			c, err := a.dial(cmd.Context())
+			c, err := a.dial(cmd.Context(), auth.Viewer)
 			if err != nil {
 				// Still say who we are; the error follows on stderr.
 				a.printVersion(mine, nil)
