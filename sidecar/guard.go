@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -192,13 +193,7 @@ func (g *guard) authorize(ctx context.Context, id Identity, c *call) error {
 		}
 		return nil
 	}
-	var roles []auth.Role
-	if g.policy != nil {
-		roles = g.policy.Roles(id.Name)
-	}
-	if c.kube != nil && g.kube.tiers != nil {
-		roles = append(roles, g.kube.tiers.Roles(id.Name)...)
-	}
+	roles := g.roles(id)
 	if auth.Grants(roles, c.perm) {
 		return nil
 	}
@@ -224,6 +219,23 @@ func (g *guard) authorize(ctx context.Context, id Identity, c *call) error {
 	return status.Errorf(codes.PermissionDenied,
 		"%s (%s) may not call %s: it needs permission %s; bind it to role %s or higher in %s",
 		id.Name, have, c.rec.Method, permissionName(c.perm), need, where)
+}
+
+// roles are the policy's roles of id, and in jwks mode those its tier
+// ServiceAccount carries.
+func (g *guard) roles(id Identity) []auth.Role {
+	var roles []auth.Role
+	if g.policy != nil {
+		roles = g.policy.Roles(id.Name)
+	}
+	if id.Method == "kube-jwks" && g.kube != nil && g.kube.tiers != nil {
+		for _, r := range g.kube.tiers.Roles(id.Name) {
+			if !slices.Contains(roles, r) {
+				roles = append(roles, r)
+			}
+		}
+	}
+	return roles
 }
 
 // protect runs f, turning a panic into Internal. The server keeps serving.

@@ -57,6 +57,7 @@ type Server struct {
 	tls       *auth.ServerTLS
 	tokens    *auth.TokensFile
 	policy    *auth.PolicyFile
+	guard     *guard
 	audit     *audit.Logger
 	caps      []*triagev1.Capability
 	cleanups  []func()
@@ -98,6 +99,7 @@ func New(c Config) (_ *Server, err error) {
 		return nil, err
 	}
 	g := &guard{tokens: s.tokens, policy: s.policy, kube: kube, audit: s.audit, log: s.log, inflight: make(chan struct{}, s.opts.MaxInflight)}
+	s.guard = g
 	s.grpc = grpc.NewServer(
 		grpc.Creds(creds),
 		grpc.ChainUnaryInterceptor(g.unary),
@@ -433,6 +435,9 @@ func (s *Server) Auth(ctx context.Context) *triagev1.Auth {
 	if s.tokens != nil {
 		a.Modes = append(a.Modes, "token")
 	}
+	if s.opts.KubeAuth != "" {
+		a.Modes = append(a.Modes, "kube-"+s.opts.KubeAuth)
+	}
 	sort.Strings(a.Modes)
 	if s.policy != nil {
 		a.PolicyFile = s.policy.Path()
@@ -440,9 +445,9 @@ func (s *Server) Auth(ctx context.Context) *triagev1.Auth {
 	}
 	if id, ok := IdentityFrom(ctx); ok {
 		a.Caller = &triagev1.Identity{Name: id.Name, Method: id.Method}
-		if s.policy != nil {
+		if s.guard != nil {
 			perms := map[triagev1.Permission]bool{}
-			for _, r := range s.policy.Roles(id.Name) {
+			for _, r := range s.guard.roles(id) {
 				a.Caller.Roles = append(a.Caller.Roles, string(r))
 				for _, p := range r.Permissions() {
 					perms[p] = true
