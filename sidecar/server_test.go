@@ -410,7 +410,13 @@ func TestStartupRefusals(t *testing.T) {
 		{"bad addr", func(o *Options) { o.Addr = "localhost" }, `--addr "localhost"`},
 		{"dev not on loopback", func(o *Options) { o.Dev, o.Addr = t.TempDir(), "0.0.0.0:0" }, "loopback only"},
 		{"zero streams", func(o *Options) { o.MaxConcurrentStreams = 0 }, "--max-concurrent-streams"},
+		{"bad kube auth", func(o *Options) { o.KubeAuth = "oidc" }, `--kube-auth "oidc"`},
+		{"tokenreview without pod", func(o *Options) { o.KubeAuth = "tokenreview" }, "--pod-name and --pod-namespace"},
+		{"kube auth without API server", func(o *Options) { o.KubeAuth, o.KubeAPIServer = "jwks", "" }, "--kube-api-server"},
+		{"kube auth on plain http", func(o *Options) { o.KubeAuth, o.KubeAPIServer = "jwks", "http://10.0.0.1" }, "use https"},
+		{"empty kube audience", func(o *Options) { o.KubeAuth, o.KubeAudience = "jwks", " " }, "--kube-audience is empty"},
 	}
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o := DefaultOptions()
