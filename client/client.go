@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -63,6 +64,9 @@ type Client struct {
 	capture triagev1.CaptureServiceClient
 	envoy   triagev1.EnvoyServiceClient
 	health  healthpb.HealthClient
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Dial prepares a connection to the sidecar at o.Addr. It reads the TLS
@@ -129,12 +133,15 @@ func (c *Client) Addr() string { return c.addr }
 // Conn is the underlying connection, for services without a typed method yet.
 func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 
-// Close closes the connection.
+// Close closes the connection. Closing again does nothing and returns the
+// first call's error.
 func (c *Client) Close() error {
-	if err := c.conn.Close(); err != nil {
-		return fmt.Errorf("close connection to %s: %w", c.addr, err)
-	}
-	return nil
+	c.closeOnce.Do(func() {
+		if err := c.conn.Close(); err != nil {
+			c.closeErr = fmt.Errorf("close connection to %s: %w", c.addr, err)
+		}
+	})
+	return c.closeErr
 }
 
 // call bounds ctx by the client's timeout.

@@ -64,3 +64,18 @@ func TestInMemoryTokenRejected(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseTwice: closing a client twice (a command's defer and the
+// port-forward's close function) is not an error.
+func TestCloseTwice(t *testing.T) {
+	c, err := client.Dial(t.Context(), client.Options{Addr: "127.0.0.1:1", Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}

@@ -44,6 +44,12 @@ func newFakeIssuer(t *testing.T) *fakeIssuer {
 		case "/.well-known/openid-configuration":
 			_ = json.NewEncoder(w).Encode(map[string]any{"issuer": f.issuer, "jwks_uri": f.issuer + "/openid/v1/jwks"})
 		case "/openid/v1/jwks":
+			// As kube-apiserver: 406 unless the client accepts the key set's type.
+			if !strings.Contains(r.Header.Get("Accept"), "application/jwk-set+json") {
+				http.Error(w, "not acceptable", http.StatusNotAcceptable)
+				return
+			}
+			w.Header().Set("Content-Type", "application/jwk-set+json")
 			_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
 		default:
 			http.NotFound(w, r)

@@ -626,7 +626,9 @@ func (v *JWKSVerifier) get(ctx context.Context, url, bearer string, limit int64)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrKeySetUnavailable, url, err)
 	}
-	req.Header.Set("Accept", "application/json")
+	// kube-apiserver serves discovery as application/json and the key set
+	// as application/jwk-set+json, answering 406 to an Accept without it.
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}
