@@ -70,6 +70,7 @@ bench: build
 	$(GO) run ./internal/bench/capturereport -readme README.md -sidecar $(BIN)/triage-sidecar -cli $(BIN)/triage
 	$(GO) run ./internal/bench/envoyreport -readme README.md
 	$(GO) run ./internal/bench/injectorreport -readme README.md
+	$(GO) run ./internal/bench/fleetreport -readme README.md -sidecar $(BIN)/triage-sidecar -cli $(BIN)/triage
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./internal/bench/
 
 clean:
