@@ -452,6 +452,12 @@ func (v *JWKSVerifier) checkClaims(payload []byte, issuer string) (KubeIdentity,
 		}
 		return KubeIdentity{}, tokenErr(ReasonAudience, nil, "token audience %s is not triage's (%s): %smint one with %s or let the triage CLI mint it", quoteList(c.Audience), strings.Join(v.audiences, ", "), hint, v.mintHint(sa, ns))
 	}
+	// A token the API server would also accept is a credential for the
+	// cluster: refusing it keeps triage's tokens useless there and keeps a
+	// sidecar from being handed (and logging, forwarding) one.
+	if v.looksLikeAPIServerAudience(c.Audience, issuer) {
+		return KubeIdentity{}, tokenErr(ReasonAudience, nil, "token audience %s includes the API server's as well as triage's: such a token is a credential for the whole cluster; mint one with triage's audience only: %s", quoteList(c.Audience), v.mintHint(sa, ns))
+	}
 
 	now := v.now()
 	if c.Expiry == nil {

@@ -110,6 +110,11 @@ func newFakeAPIServer(t testing.TB, keys ...jose.JSONWebKey) *fakeAPIServer {
 		_ = json.NewEncoder(w).Encode(doc)
 	})
 	mux.HandleFunc("GET "+jwksPath, func(w http.ResponseWriter, r *http.Request) {
+		// kube-apiserver answers 406 unless the key set's type is accepted.
+		if !strings.Contains(r.Header.Get("Accept"), "application/jwk-set+json") {
+			http.Error(w, "not acceptable", http.StatusNotAcceptable)
+			return
+		}
 		f.jwks.Add(1)
 		f.mu.Lock()
 		f.authSeen = append(f.authSeen, r.Header.Get("Authorization"))
@@ -269,6 +274,12 @@ func TestJWKSVerify(t *testing.T) {
 			token:   sign(t, jose.RS256, k.rsa1, "rsa-1", with(good, "aud", []string{testIssuer, "https://kubernetes.default.svc"})),
 			reason:  ReasonAudience,
 			msgHave: []string{`token audience ["https://kubernetes.default.svc.cluster.local" "https://kubernetes.default.svc"] is not triage's (triage.dev)`, "looks like a token for the API server", "kubectl create token triage-viewer -n shop --audience triage.dev"},
+		},
+		{
+			name:    "triage's and the API server's audience",
+			token:   sign(t, jose.RS256, k.rsa1, "rsa-1", with(good, "aud", []string{DefaultAudience, testIssuer})),
+			reason:  ReasonAudience,
+			msgHave: []string{"includes the API server's as well as triage's", "--audience triage.dev"},
 		},
 		{
 			name:    "other audience",
