@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"google.golang.org/protobuf/types/known/durationpb"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/triage-sh/triage/client"
 	"github.com/triage-sh/triage/client/fleet"
@@ -35,6 +37,9 @@ type podWork[T any] func(ctx context.Context, p kube.Pod, c *client.Client, s *k
 func fanOut[T any](ctx context.Context, a *app, tier auth.Role, align bool, work podWork[T]) ([]kube.Result[T], error) {
 	k, t, pods, err := a.resolve(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := preflight(ctx, k, tier); err != nil {
 		return nil, err
 	}
 	opts := kube.FanOutOptions{
@@ -73,6 +78,33 @@ func fanOut[T any](ctx context.Context, a *app, tier auth.Role, align bool, work
 		return ok, runError{fmt.Errorf("%d of %d pods of %s failed (listed above); the result covers the %d that answered", failed, len(results), t, len(ok))}
 	}
 	return ok, nil
+}
+
+// preflight checks once what every pod would need, so that a missing
+// permission is one clear error rather than a table of a hundred: the
+// tier's token can be minted, and (through the API server) port-forwarding
+// is allowed in the namespace.
+func preflight(ctx context.Context, k *kube.Kube, tier auth.Role) error {
+	if _, err := k.Tokens.Token(ctx, string(tier), k.Namespace); err != nil {
+		return err
+	}
+	if k.Flags.Direct {
+		return nil
+	}
+	// create is what SPDY needs (the websocket upgrade also checks get,
+	// and falls back to SPDY without it).
+	review, err := k.Clientset.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+		Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Namespace: k.Namespace, Verb: "create", Resource: "pods", Subresource: "portforward",
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return nil // cannot ask: let the port-forwards say what is wrong
+	}
+	if !review.Status.Allowed {
+		return fmt.Errorf("you may not create pods/portforward in namespace %s, which reaching the sidecars needs: ask for the ClusterRole triage-user bound there (or use --direct)", k.Namespace)
+	}
+	return nil
 }
 
 // podKey names a pod in merged results: "namespace/name".

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/pprof/profile"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/triage-sh/triage/client/fleet"
 	"github.com/triage-sh/triage/client/kube"
@@ -201,6 +202,51 @@ func TestFleetCLI(t *testing.T) {
 		var m fleet.MergedGoroutines
 		decodeJSON(t, spdy.ok(t, "goroutines", "deploy/shop", "-o", "json"), &m)
 		checkMergedGoroutines(t, &m, pods)
+	})
+
+	t.Run("missing rights are one line", func(t *testing.T) {
+		// A fleet command checks the rights every pod would need before it
+		// asks any: one line naming what to ask for, not a table of pods.
+		// carol has triage-user but may mint only viewer tokens; dave may
+		// mint and read the workload but not port-forward.
+		bindClusterRole(t, c, w.Namespace, "triage-user", rbacv1.UserKind, "carol")
+		reader := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: w.Namespace}, Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
+			{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get"}},
+		}}
+		if _, err := c.client.RbacV1().Roles(w.Namespace).Create(ctx(t), reader, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.client.RbacV1().RoleBindings(w.Namespace).Create(ctx(t), &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "reader-dave", Namespace: w.Namespace},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "reader"},
+			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "dave"}},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		carol := newCLI(t, c, w.Namespace, "carol", "triage:viewers")
+		dave := newCLI(t, c, w.Namespace, "dave", "triage:viewers")
+		for _, tc := range []struct {
+			who  *cli
+			args []string
+			want string
+		}{
+			{carol, []string{"profile", "deploy/shop", "--type", "heap", "-w", filepath.Join(t.TempDir(), "p.pb.gz")}, "triage-profiler-minter"},
+			{dave, []string{"goroutines", "deploy/shop"}, "may not create pods/portforward"},
+		} {
+			var r cliResult
+			// The bindings reach the authorizer asynchronously.
+			err := eventually(15*time.Second, func() error {
+				r = tc.who.run(t, tc.args...)
+				if !strings.Contains(r.stderr, tc.want) {
+					return errors.New(r.stderr)
+				}
+				return nil
+			})
+			if err != nil || r.code != 1 || strings.Contains(r.stderr, "POD") || strings.Contains(strings.TrimSpace(r.stderr), "\n") {
+				t.Errorf("triage %s: exit %d, stderr %q; want exit 1 and one line naming %s", strings.Join(tc.args, " "), r.code, r.stderr, tc.want)
+			}
+		}
 	})
 
 	t.Run("goroutines of one pod", func(t *testing.T) {
