@@ -43,7 +43,10 @@ func (k *Kube) Dial(ctx context.Context, pod Pod, tier string) (*client.Client, 
 		return nil, nil, fmt.Errorf("pod %s: %w", pod, err)
 	}
 	if k.Flags.Direct {
-		return k.dialDirect(ctx, pod, port, tok)
+		if pod.TLSPort == 0 {
+			return nil, nil, fmt.Errorf("pod %s: its sidecar serves no TLS on the pod IP (no container port %q): annotate the pod %s=SECRET (a kubernetes.io/tls Secret) and restart it, or drop --direct", pod, SidecarTLSPortName, "triage.dev/tls-secret")
+		}
+		return k.dialDirect(ctx, pod, pod.TLSPort, tok)
 	}
 	fw, err := k.forward(ctx, pod, port)
 	if err != nil {

@@ -21,6 +21,10 @@ const (
 	// SidecarPortName is the name of the sidecar container's port that, when
 	// present, overrides --sidecar-port.
 	SidecarPortName = "triage"
+	// SidecarTLSPortName names the sidecar's TLS port on the pod IP, which
+	// --direct dials (the injector declares it for pods annotated
+	// triage.dev/tls-secret).
+	SidecarTLSPortName = "triage-tls"
 )
 
 // Port-forward transports for [Flags.Transport].

@@ -440,7 +440,7 @@ func TestDialDirect(t *testing.T) {
 	var p int
 	fmt.Sscan(port, &p)
 	ctx := context.Background()
-	c, closeFn, err := k.Dial(ctx, Pod{Namespace: testNS, Name: "web-0", IP: host, SidecarPort: p}, "viewer")
+	c, closeFn, err := k.Dial(ctx, Pod{Namespace: testNS, Name: "web-0", IP: host, SidecarPort: 7070, TLSPort: p}, "viewer")
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
@@ -451,8 +451,11 @@ func TestDialDirect(t *testing.T) {
 	if got := srv.upgradeLog(); got != "" {
 		t.Errorf("--direct port-forwarded: %s", got)
 	}
-	if _, _, err := k.Dial(ctx, Pod{Namespace: testNS, Name: "web-1", SidecarPort: p}, "viewer"); err == nil || !strings.Contains(err.Error(), "has no IP") {
+	if _, _, err := k.Dial(ctx, Pod{Namespace: testNS, Name: "web-1", TLSPort: p}, "viewer"); err == nil || !strings.Contains(err.Error(), "has no IP") {
 		t.Errorf("Dial without a pod IP = %v, want an error saying so", err)
+	}
+	if _, _, err := k.Dial(ctx, Pod{Namespace: testNS, Name: "web-2", IP: host, SidecarPort: p}, "viewer"); err == nil || !strings.Contains(err.Error(), "triage.dev/tls-secret") {
+		t.Errorf("Dial of a pod without a TLS port = %v, want an error naming the annotation", err)
 	}
 }
 

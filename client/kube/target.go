@@ -103,6 +103,9 @@ type Pod struct {
 	// SidecarPort is the sidecar container's port named "triage", else
 	// --sidecar-port.
 	SidecarPort int
+	// TLSPort is the sidecar container's port named "triage-tls" (TLS on
+	// the pod IP, for --direct), 0 when it declares none.
+	TLSPort int
 	// Skip, when not empty, says why the pod cannot be reached; such pods
 	// are listed, not contacted.
 	Skip string
@@ -224,8 +227,11 @@ func (k *Kube) pod(p *corev1.Pod) Pod {
 	c := sidecarContainer(p, k.Flags.Container)
 	if c != nil {
 		for _, port := range c.Ports {
-			if port.Name == SidecarPortName {
+			switch port.Name {
+			case SidecarPortName:
 				out.SidecarPort = int(port.ContainerPort)
+			case SidecarTLSPortName:
+				out.TLSPort = int(port.ContainerPort)
 			}
 		}
 	}

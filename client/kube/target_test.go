@@ -156,7 +156,7 @@ func TestResolve(t *testing.T) {
 		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "all", Namespace: testNS}, Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{}}},
 		pod("web-b", web),
 		pod("web-a", web, func(p *corev1.Pod) {
-			p.Spec.Containers[1].Ports = []corev1.ContainerPort{{Name: "metrics", ContainerPort: 9090}, {Name: SidecarPortName, ContainerPort: 7171}}
+			p.Spec.Containers[1].Ports = []corev1.ContainerPort{{Name: "metrics", ContainerPort: 9090}, {Name: SidecarPortName, ContainerPort: 7171}, {Name: SidecarTLSPortName, ContainerPort: 7443}}
 		}),
 		pod("web-c", web, func(p *corev1.Pod) { p.Status.Phase = corev1.PodPending }),
 		pod("web-d", web, func(p *corev1.Pod) { p.Spec.Containers = p.Spec.Containers[:1] }),
@@ -179,12 +179,12 @@ func TestResolve(t *testing.T) {
 	notInjected := "not injected (no triage-sidecar container): label the namespace triage.dev/injection=enabled and restart it"
 	tests := []struct {
 		target  Target
-		want    []string // "name:port:ready:skip"
+		want    []string // "name:port[/tls port]:ready:skip"
 		wantErr string
 	}{
-		{Target{Kind: KindPod, Name: "web-a"}, []string{"web-a:7171:true:"}, ""},
+		{Target{Kind: KindPod, Name: "web-a"}, []string{"web-a:7171/7443:true:"}, ""},
 		{Target{Kind: KindDeployment, Name: "web"}, []string{
-			"web-a:7171:true:",
+			"web-a:7171/7443:true:",
 			"web-b:7070:true:",
 			"web-c:7070:true:pod is Pending, not Running",
 			"web-d:7070:true:" + notInjected,
@@ -218,7 +218,11 @@ func TestResolve(t *testing.T) {
 			}
 			var got []string
 			for _, p := range pods {
-				got = append(got, strings.Join([]string{p.Name, strconv.Itoa(p.SidecarPort), strconv.FormatBool(p.Ready), p.Skip}, ":"))
+				port := strconv.Itoa(p.SidecarPort)
+				if p.TLSPort != 0 {
+					port += "/" + strconv.Itoa(p.TLSPort)
+				}
+				got = append(got, strings.Join([]string{p.Name, port, strconv.FormatBool(p.Ready), p.Skip}, ":"))
 				if p.Namespace != testNS || p.Node != "node-"+p.Name || p.UID != "uid-"+p.Name || p.IP == "" {
 					t.Errorf("pod %+v lacks its namespace, node, UID or IP", p)
 				}

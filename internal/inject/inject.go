@@ -63,6 +63,11 @@ const (
 	AnnotationCapture = "triage.dev/capture"
 	// AnnotationShareProcessNamespace "true" sets spec.shareProcessNamespace.
 	AnnotationShareProcessNamespace = "triage.dev/share-process-namespace"
+	// AnnotationTLSSecret names a kubernetes.io/tls Secret in the pod's
+	// namespace (e.g. cert-manager's): the sidecar then also serves TLS on
+	// the pod IP (container port "triage-tls"), for `triage --direct`
+	// from inside the cluster. Loopback stays plaintext for port-forwards.
+	AnnotationTLSSecret = "triage.dev/tls-secret"
 	// Resource overrides for the sidecar container (Kubernetes quantities).
 	AnnotationCPURequest    = "triage.dev/sidecar-cpu"
 	AnnotationMemoryRequest = "triage.dev/sidecar-memory"
@@ -134,6 +139,11 @@ type Config struct {
 	// Port is the sidecar's gRPC port on loopback, declared as the
 	// container port named "triage" (what the CLI port-forwards to).
 	Port int32
+	// TLSPort is the sidecar's TLS port on the pod IP when the pod names a
+	// Secret (AnnotationTLSSecret), container port "triage-tls".
+	TLSPort int32
+	// TLSVolumeName and TLSDir are that Secret's volume and mount point.
+	TLSVolumeName, TLSDir string
 	// ProbeCommand is the exec startup probe's command.
 	ProbeCommand []string
 	// Resources are the sidecar's default requests and limits.
@@ -163,6 +173,9 @@ func DefaultConfig() Config {
 		KubeAPIDir:          "/var/run/secrets/triage.dev/kube-api",
 		KubeAPITokenSeconds: 3600,
 		Port:                7070,
+		TLSPort:             7443,
+		TLSVolumeName:       "triage-tls",
+		TLSDir:              "/var/run/secrets/triage.dev/tls",
 		ProbeCommand:        []string{"/triage-sidecar", "healthcheck"},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{
@@ -201,6 +214,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("inject: Config.KubeAPITokenSeconds %d: the API server's minimum is 600", c.KubeAPITokenSeconds)
 	case c.Port <= 0 || c.Port > 65535:
 		return fmt.Errorf("inject: Config.Port %d is not a port", c.Port)
+	case c.TLSPort <= 0 || c.TLSPort > 65535 || c.TLSPort == c.Port:
+		return fmt.Errorf("inject: Config.TLSPort %d is not a port distinct from Port", c.TLSPort)
+	case c.TLSVolumeName == "" || c.TLSDir == "" || c.TLSDir[0] != '/':
+		return fmt.Errorf("inject: Config.TLSVolumeName %q / TLSDir %q: need a volume name and an absolute path", c.TLSVolumeName, c.TLSDir)
 	case c.SocketDir == "" || c.SocketDir[0] != '/':
 		return fmt.Errorf("inject: Config.SocketDir %q is not an absolute path", c.SocketDir)
 	case c.SocketFile == "":
@@ -288,7 +305,7 @@ func Decide(pod *corev1.Pod, ns Namespace, cfg Config) Decision {
 		}
 	}
 	for _, v := range pod.Spec.Volumes {
-		if v.Name == cfg.VolumeName || cfg.KubeAuth != "" && v.Name == cfg.KubeAPIVolumeName {
+		if v.Name == cfg.VolumeName || cfg.KubeAuth != "" && v.Name == cfg.KubeAPIVolumeName || v.Name == cfg.TLSVolumeName && pod.Annotations[AnnotationTLSSecret] != "" {
 			return Decision{Reason: fmt.Sprintf("a volume named %q already exists", v.Name)}
 		}
 	}

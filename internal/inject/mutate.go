@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 	psaapi "k8s.io/pod-security-admission/api"
 )
 
@@ -23,7 +24,9 @@ type Status struct {
 	// CaptureWithheld says why a requested capture profile was not granted.
 	CaptureWithheld       string `json:"captureWithheld,omitempty"`
 	ShareProcessNamespace bool   `json:"shareProcessNamespace"`
-	RunAsUser             int64  `json:"runAsUser"`
+	// TLSSecret is the Secret the sidecar serves TLS on the pod IP with.
+	TLSSecret string `json:"tlsSecret,omitempty"`
+	RunAsUser int64  `json:"runAsUser"`
 	// UIDSource is "pod", "container" (the first app container) or "default".
 	UIDSource string `json:"uidSource"`
 	// PodSecurity is the namespace's enforce level:version the pod was checked against.
@@ -54,6 +57,7 @@ type options struct {
 	mode         string
 	capture      bool
 	shareProcess bool
+	tlsSecret    string
 	resources    corev1.ResourceRequirements
 }
 
@@ -159,6 +163,13 @@ func parseOptions(ann map[string]string, cfg Config) (options, []string) {
 		bad(key, v, `want "true" or "false"; using "false"`)
 		return false
 	}
+	if v, ok := ann[AnnotationTLSSecret]; ok {
+		if errs := validation.IsDNS1123Subdomain(v); len(errs) > 0 {
+			bad(AnnotationTLSSecret, v, "not a Secret name ("+strings.Join(errs, "; ")+"); the sidecar serves no TLS port")
+		} else {
+			opts.tlsSecret = v
+		}
+	}
 	opts.capture = boolean(AnnotationCapture)
 	opts.shareProcess = boolean(AnnotationShareProcessNamespace)
 
@@ -223,6 +234,11 @@ func build(pod *corev1.Pod, opts options, capture bool, cfg Config) (*corev1.Pod
 	})
 	if cfg.KubeAuth != "" {
 		spec.Volumes = append(spec.Volumes, kubeAPIVolume(cfg))
+	}
+	if opts.tlsSecret != "" {
+		st.TLSSecret = opts.tlsSecret
+		spec.Volumes = append(spec.Volumes, corev1.Volume{Name: cfg.TLSVolumeName,
+			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: opts.tlsSecret}}})
 	}
 	mount := corev1.VolumeMount{Name: cfg.VolumeName, MountPath: cfg.SocketDir}
 	var warns []string
@@ -347,6 +363,15 @@ func sidecarContainer(cfg Config, opts options, capture bool, uid, gid int64) co
 			"--kube-ca-file="+path.Join(cfg.KubeAPIDir, "ca.crt"))
 		mounts = append(mounts, corev1.VolumeMount{Name: cfg.KubeAPIVolumeName, MountPath: cfg.KubeAPIDir, ReadOnly: true})
 	}
+	ports := []corev1.ContainerPort{{Name: "triage", ContainerPort: cfg.Port, Protocol: corev1.ProtocolTCP}}
+	if opts.tlsSecret != "" {
+		args = append(args,
+			fmt.Sprintf("--tls-addr=:%d", cfg.TLSPort),
+			"--tls-cert="+path.Join(cfg.TLSDir, "tls.crt"),
+			"--tls-key="+path.Join(cfg.TLSDir, "tls.key"))
+		mounts = append(mounts, corev1.VolumeMount{Name: cfg.TLSVolumeName, MountPath: cfg.TLSDir, ReadOnly: true})
+		ports = append(ports, corev1.ContainerPort{Name: "triage-tls", ContainerPort: cfg.TLSPort, Protocol: corev1.ProtocolTCP})
+	}
 	args = append(append(args, cfg.Args...), "--agent-socket="+cfg.SocketPath())
 	field := func(name, path string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
@@ -356,7 +381,7 @@ func sidecarContainer(cfg Config, opts options, capture bool, uid, gid int64) co
 		Image:           cfg.Image,
 		ImagePullPolicy: cfg.ImagePullPolicy,
 		Args:            args,
-		Ports:           []corev1.ContainerPort{{Name: "triage", ContainerPort: cfg.Port, Protocol: corev1.ProtocolTCP}},
+		Ports:           ports,
 		Env: []corev1.EnvVar{
 			field("TRIAGE_POD_NAME", "metadata.name"),
 			field("TRIAGE_POD_NAMESPACE", "metadata.namespace"),

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -294,6 +295,42 @@ func TestAnnotationsAndConflicts(t *testing.T) {
 		res, _ := Mutate(testPod(annotate(AnnotationDefaultContainer, "other")), Namespace{"shop", enforce("")}, cfg)
 		if got := res.Pod.Annotations[AnnotationDefaultContainer]; got != "other" {
 			t.Errorf("default-container %q", got)
+		}
+	})
+	t.Run("tls secret", func(t *testing.T) {
+		nsLabels := enforce("restricted")
+		in := testPod(annotate(AnnotationTLSSecret, "web-triage-tls"))
+		res, err := Mutate(in, Namespace{"shop", nsLabels}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := sidecarOf(t, res.Pod)
+		for _, want := range []string{"--tls-addr=:7443", "--tls-cert=/var/run/secrets/triage.dev/tls/tls.crt", "--tls-key=/var/run/secrets/triage.dev/tls/tls.key", "--addr=127.0.0.1:7070", "--insecure-local"} {
+			if !slices.Contains(sc.Args, want) {
+				t.Errorf("args %q lack %s", sc.Args, want)
+			}
+		}
+		if !slices.ContainsFunc(sc.Ports, func(p corev1.ContainerPort) bool { return p.Name == "triage-tls" && p.ContainerPort == 7443 }) {
+			t.Errorf("ports %+v: no triage-tls", sc.Ports)
+		}
+		i := slices.IndexFunc(res.Pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == cfg.TLSVolumeName })
+		if i < 0 || res.Pod.Spec.Volumes[i].Secret == nil || res.Pod.Spec.Volumes[i].Secret.SecretName != "web-triage-tls" {
+			t.Fatalf("no Secret volume web-triage-tls")
+		}
+		for _, c := range res.Pod.Spec.Containers {
+			if slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == cfg.TLSVolumeName }) {
+				t.Errorf("app container %s mounts the sidecar's key", c.Name)
+			}
+		}
+		if res.Status.TLSSecret != "web-triage-tls" {
+			t.Errorf("status %+v", res.Status)
+		}
+		checkAdmissible(t, in, res.Pod, nsLabels, false)
+
+		bad, _ := Mutate(testPod(annotate(AnnotationTLSSecret, "Not_A_Name")), Namespace{"shop", nsLabels}, cfg)
+		if slices.ContainsFunc(sidecarOf(t, bad.Pod).Args, func(a string) bool { return strings.HasPrefix(a, "--tls-") }) ||
+			!slices.ContainsFunc(bad.Warnings, func(w string) bool { return strings.Contains(w, AnnotationTLSSecret) }) {
+			t.Errorf("a bad Secret name: args %q warnings %q; want no TLS flags and a warning", sidecarOf(t, bad.Pod).Args, bad.Warnings)
 		}
 	})
 	t.Run("default container set to first app container", func(t *testing.T) {
