@@ -107,6 +107,9 @@ func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
 type IssueOptions struct {
 	// CommonName is the subject CN.
 	CommonName string
+	// Organizations are the subject's O (Kubernetes reads them as a client
+	// certificate's groups).
+	Organizations []string
 	// DNSNames, URIs (e.g. "spiffe://triage.dev/ns/x/sa/y") and IPs (e.g.
 	// "127.0.0.1", "::1") are the subject alternative names.
 	DNSNames []string
@@ -148,7 +151,7 @@ func (ca *CA) Issue(o IssueOptions) (certPEM, keyPEM []byte, err error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: o.CommonName},
+		Subject:               pkix.Name{CommonName: o.CommonName, Organization: o.Organizations},
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,

@@ -1,57 +1,65 @@
 package cluster
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
-	"math/big"
+	"errors"
 	"net"
 	"time"
+
+	"github.com/triage-sh/triage/internal/auth"
 )
 
-// KeyPair is a certificate and its ECDSA P-256 key, parsed and PEM-encoded.
-// A KeyPair made by NewCA can sign others.
+// KeyPair is a certificate and its key, parsed and PEM-encoded. A KeyPair
+// made by NewCA can sign others. It is internal/auth's CA with the
+// control plane's vocabulary (serving and client certificates).
 type KeyPair struct {
 	Cert    *x509.Certificate
-	Key     *ecdsa.PrivateKey
 	CertPEM []byte
 	KeyPEM  []byte
+	ca      *auth.CA
 }
 
 // NewCA makes a self-signed certificate authority valid for a day.
 func NewCA(commonName string) (*KeyPair, error) {
-	return makeCert(&x509.Certificate{
-		Subject:               pkix.Name{CommonName: commonName},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}, nil)
+	ca, err := auth.NewCA(commonName, 24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	return &KeyPair{Cert: ca.Cert, CertPEM: ca.CertPEM, KeyPEM: ca.KeyPEM, ca: ca}, nil
 }
 
 // IssueServing signs a TLS serving certificate for the DNS names and IPs.
 func (ca *KeyPair) IssueServing(commonName string, dns []string, ips []net.IP) (*KeyPair, error) {
-	return makeCert(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: commonName},
-		DNSNames:    dns,
-		IPAddresses: ips,
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}, ca)
+	o := auth.IssueOptions{CommonName: commonName, DNSNames: dns, Server: true}
+	for _, ip := range ips {
+		o.IPs = append(o.IPs, ip.String())
+	}
+	return ca.issue(o)
 }
 
 // IssueClient signs a TLS client certificate; Kubernetes reads the common
 // name as the user and the organizations as the groups.
 func (ca *KeyPair) IssueClient(commonName string, organizations ...string) (*KeyPair, error) {
-	return makeCert(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: commonName, Organization: organizations},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, ca)
+	return ca.issue(auth.IssueOptions{CommonName: commonName, Organizations: organizations, Client: true})
+}
+
+func (ca *KeyPair) issue(o auth.IssueOptions) (*KeyPair, error) {
+	if ca.ca == nil {
+		return nil, errors.New("this key pair is not a CA")
+	}
+	o.Validity = 24 * time.Hour
+	certPEM, keyPEM, err := ca.ca.Issue(o)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(certPEM)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	return &KeyPair{Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM}, nil
 }
 
 // Pool is a certificate pool holding only this certificate.
@@ -64,40 +72,4 @@ func (ca *KeyPair) Pool() *x509.CertPool {
 // TLSCertificate is the pair as a tls.Certificate.
 func (ca *KeyPair) TLSCertificate() (tls.Certificate, error) {
 	return tls.X509KeyPair(ca.CertPEM, ca.KeyPEM)
-}
-
-func makeCert(tmpl *x509.Certificate, parent *KeyPair) (*KeyPair, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generating a key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return nil, fmt.Errorf("generating a serial number: %w", err)
-	}
-	tmpl.SerialNumber = serial
-	tmpl.NotBefore = time.Now().Add(-time.Hour)
-	tmpl.NotAfter = time.Now().Add(24 * time.Hour)
-	signer, signerCert := key, tmpl
-	if parent != nil {
-		signer, signerCert = parent.Key, parent.Cert
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signerCert, &key.PublicKey, signer)
-	if err != nil {
-		return nil, fmt.Errorf("signing the certificate for %q: %w", tmpl.Subject.CommonName, err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return &KeyPair{
-		Cert:    cert,
-		Key:     key,
-		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-	}, nil
 }
