@@ -35,6 +35,7 @@ type guard struct {
 	audit    *audit.Logger
 	log      *slog.Logger
 	inflight chan struct{}
+	reclaim  *reclaimer // nil: memory is left to the runtime
 }
 
 // call is what the guard knows about one call while it runs.
@@ -47,6 +48,8 @@ type call struct {
 }
 
 func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	g.reclaim.begin()
+	defer g.reclaim.end()
 	c := g.begin(ctx, info.FullMethod)
 	c.rec.Args = summarize(req)
 	defer func() { g.end(c, err) }()
@@ -68,6 +71,8 @@ func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 }
 
 func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	g.reclaim.begin()
+	defer g.reclaim.end()
 	c := g.begin(ss.Context(), info.FullMethod)
 	defer func() { g.end(c, err) }()
 	ctx, release, err := g.admit(ss.Context(), c)

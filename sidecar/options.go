@@ -50,6 +50,11 @@ type Options struct {
 	CgroupRoot string
 	// ReloadInterval is how often certificate, token and policy files are checked for changes.
 	ReloadInterval time.Duration
+	// ReleaseMemoryIdle is how long calls must have stopped before the
+	// memory a busy period left is returned to the OS (at most once per 10s,
+	// and only after 1 MiB was allocated since the last time); 0 leaves it
+	// to the Go runtime, which holds it until its next collection.
+	ReleaseMemoryIdle time.Duration
 	// KubeAuth accepts Kubernetes ServiceAccount tokens: "jwks" (verified
 	// offline against the cluster's keys; roles from the tier
 	// ServiceAccounts and the policy file), "tokenreview" (TokenReview and
@@ -100,6 +105,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ProcRoot, "proc-root", "/proc", "proc filesystem root")
 	fs.StringVar(&o.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", "cgroup v2 filesystem root")
 	fs.DurationVar(&o.ReloadInterval, "reload-interval", time.Second, "how often certificate, token and policy files are checked for changes")
+	fs.DurationVar(&o.ReleaseMemoryIdle, "release-memory-idle", time.Second, "once no call has run for this long, return the memory the last busy period left to the OS (at most once per 10s, after 1 MiB was allocated); 0: leave it to the Go runtime")
 	fs.StringVar(&o.KubeAuth, "kube-auth", "", "accept Kubernetes ServiceAccount tokens: jwks (offline, against the cluster's keys; roles from the tier ServiceAccounts triage-viewer..triage-operator) or tokenreview (TokenReview + SubjectAccessReview on triage.dev pods/<permission>); empty: off")
 	fs.StringVar(&o.KubeAudience, "kube-audience", "triage.dev", "the audience triage's ServiceAccount tokens must carry (never the API server's)")
 	fs.StringVar(&o.KubeAPIServer, "kube-api-server", "", "API server URL for the cluster's keys or reviews (default: in-cluster, from KUBERNETES_SERVICE_HOST/PORT)")

@@ -64,6 +64,26 @@ type Server struct {
 	listeners []net.Listener
 	contribs  []capability.Contributor
 	closeOnce sync.Once
+	view      explainView
+}
+
+// certViewTTL is how long the certificates explain shows are reused. They
+// change only when a file is reloaded, which is checked at most once per
+// --reload-interval (1s by default); describing them (subject and issuer
+// names, SANs, serial) on every call was 14% of the bytes an Explain
+// allocated, and converting the settings another 24%.
+const certViewTTL = time.Second
+
+// explainView is what Explain shows of the server, built once (the
+// settings) or at most once per certViewTTL (the certificates) rather than
+// on every call. Callers share the messages and must not modify them.
+type explainView struct {
+	settingsOnce sync.Once
+	settings     []*triagev1.Setting
+
+	mu      sync.Mutex
+	certsAt time.Time
+	certs   []*triagev1.Certificate
 }
 
 // New validates the configuration, loads certificates, tokens and policy,
@@ -100,6 +120,7 @@ func New(c Config) (_ *Server, err error) {
 	}
 	g := &guard{tokens: s.tokens, policy: s.policy, kube: kube, audit: s.audit, log: s.log, inflight: make(chan struct{}, s.opts.MaxInflight)}
 	s.guard = g
+	g.reclaim = newReclaimer(s.opts.ReleaseMemoryIdle, s.log)
 	s.grpc = grpc.NewServer(
 		grpc.Creds(creds),
 		grpc.ChainUnaryInterceptor(g.unary),
@@ -216,6 +237,8 @@ func validate(o Options) error {
 		return errors.New("--keepalive-min-time, --keepalive-time and --handshake-timeout must be positive")
 	case o.ReloadInterval < 0:
 		return errors.New("--reload-interval must not be negative")
+	case o.ReleaseMemoryIdle < 0:
+		return errors.New("--release-memory-idle must not be negative (0 turns it off)")
 	}
 	return nil
 }
@@ -386,6 +409,9 @@ func (s *Server) Close() {
 		if s.audit != nil {
 			s.audit.Close()
 		}
+		if s.guard != nil {
+			s.guard.reclaim.close()
+		}
 	})
 }
 
@@ -394,13 +420,17 @@ func (s *Server) Close() {
 // Build implements capability.ServerInfo.
 func (s *Server) Build() *triagev1.Build { return versionBuild() }
 
-// Settings implements capability.ServerInfo.
+// Settings implements capability.ServerInfo. The settings do not change once
+// the server is made, so they are converted once; the messages are shared.
 func (s *Server) Settings() []*triagev1.Setting {
-	out := make([]*triagev1.Setting, len(s.settings))
-	for i, v := range s.settings {
-		out[i] = v.Proto()
-	}
-	return out
+	v := &s.view
+	v.settingsOnce.Do(func() {
+		v.settings = make([]*triagev1.Setting, len(s.settings))
+		for i, st := range s.settings {
+			v.settings[i] = st.Proto()
+		}
+	})
+	return v.settings
 }
 
 // Contributors implements capability.ServerInfo.
@@ -409,16 +439,23 @@ func (s *Server) Contributors() []capability.Contributor { return s.contribs }
 // Capabilities implements capability.ServerInfo.
 func (s *Server) Capabilities() []*triagev1.Capability { return s.caps }
 
-// Certificates implements capability.ServerInfo.
+// Certificates implements capability.ServerInfo. The description is
+// rebuilt at most once per certViewTTL; the messages are shared.
 func (s *Server) Certificates() []*triagev1.Certificate {
 	if s.tls == nil {
 		return nil
 	}
-	var out []*triagev1.Certificate
-	for _, c := range s.tls.Certificates() {
-		out = append(out, certProto(c))
+	v := &s.view
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if now := time.Now(); v.certs == nil || now.Sub(v.certsAt) >= certViewTTL {
+		var out []*triagev1.Certificate
+		for _, c := range s.tls.Certificates() {
+			out = append(out, certProto(c))
+		}
+		v.certs, v.certsAt = out, now
 	}
-	return out
+	return v.certs
 }
 
 // Auth implements capability.ServerInfo.

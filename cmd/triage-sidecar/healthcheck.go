@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -17,39 +17,38 @@ import (
 	"github.com/triage-sh/triage/sidecar"
 )
 
-// healthcheckCommand is `triage-sidecar healthcheck`: the exec probe the
+// runHealthcheck is `triage-sidecar healthcheck`: the exec probe the
 // injector gives the sidecar container. The kubelet's own gRPC probe dials
 // the pod IP in plaintext, while the sidecar listens on loopback (or a Unix
 // socket) with TLS, so the probe runs inside the container instead. It asks
-// grpc.health.v1, the one method open without credentials, and exits 0 when
+// grpc.health.v1, the one method open without credentials, and succeeds when
 // the sidecar is SERVING.
-func healthcheckCommand() *cobra.Command {
+func runHealthcheck(args []string, stdout io.Writer) error {
 	var (
 		addr, unixSocket string
 		timeout          time.Duration
 	)
-	cmd := &cobra.Command{
-		Use:   "healthcheck",
-		Short: "exit 0 when the sidecar at --addr (or --unix-socket) answers health SERVING; for exec probes",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !cmd.Flags().Changed("addr") {
-				if v, ok := os.LookupEnv("TRIAGE_ADDR"); ok {
-					addr = v
-				}
-			}
-			if !cmd.Flags().Changed("unix-socket") {
-				unixSocket = os.Getenv("TRIAGE_UNIX_SOCKET")
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-			defer cancel()
-			return healthcheck(ctx, addr, unixSocket)
-		},
+	fs := newFlagSet("healthcheck")
+	fs.StringVar(&addr, "addr", sidecar.DefaultAddr, "the sidecar's TCP address (also TRIAGE_ADDR)")
+	fs.StringVar(&unixSocket, "unix-socket", "", "ask over this Unix socket instead (also TRIAGE_UNIX_SOCKET)")
+	fs.DurationVar(&timeout, "timeout", 2*time.Second, "give up after this long")
+	usage := func() {
+		fmt.Fprintf(stdout, "exit 0 when the sidecar at --addr (or --unix-socket) answers health SERVING; for exec probes\n\nUsage:\n  triage-sidecar healthcheck [flags]\n\nFlags:\n%s", fs.FlagUsages())
 	}
-	cmd.Flags().StringVar(&addr, "addr", sidecar.DefaultAddr, "the sidecar's TCP address (also TRIAGE_ADDR)")
-	cmd.Flags().StringVar(&unixSocket, "unix-socket", "", "ask over this Unix socket instead (also TRIAGE_UNIX_SOCKET)")
-	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Second, "give up after this long")
-	return cmd
+	if done, err := parse(fs, args, usage); done || err != nil {
+		return err
+	}
+	if !fs.Changed("addr") {
+		if v, ok := os.LookupEnv("TRIAGE_ADDR"); ok {
+			addr = v
+		}
+	}
+	if !fs.Changed("unix-socket") {
+		unixSocket = os.Getenv("TRIAGE_UNIX_SOCKET")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return healthcheck(ctx, addr, unixSocket)
 }
 
 // healthcheck asks over TLS first (the sidecar's certificate is not

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,6 +53,10 @@ func TestStartupErrors(t *testing.T) {
 		want string
 	}{
 		{"unknown flag", nil, []string{"--bogus"}, 2, "unknown flag: --bogus"},
+		{"unknown command", nil, []string{"serve"}, 2, `unknown command "serve": the commands are healthcheck and help`},
+		{"positional argument", nil, []string{"--addr", "127.0.0.1:0", "extra"}, 2, `takes no arguments, got ["extra"]`},
+		{"healthcheck unknown flag", nil, []string{"healthcheck", "--bogus"}, 2, "unknown flag: --bogus"},
+		{"healthcheck argument", nil, []string{"healthcheck", "127.0.0.1:7070"}, 2, "healthcheck takes no arguments"},
 		{"bad duration", nil, []string{"--keepalive-time", "soon"}, 2, "keepalive-time"},
 		{"bad env", []string{"TRIAGE_MAX_INFLIGHT=many"}, nil, 2, `TRIAGE_MAX_INFLIGHT="many"`},
 		{"unknown config key", nil, []string{"--config", cfg}, 2, cfg + `:2: unknown key "tls-certt"`},
@@ -71,6 +76,35 @@ func TestStartupErrors(t *testing.T) {
 			lines := strings.Split(strings.TrimSpace(stderr), "\n")
 			if !strings.HasPrefix(lines[len(lines)-1], "triage-sidecar: ") {
 				t.Fatalf("the error is not one 'triage-sidecar: ...' line: %q", stderr)
+			}
+		})
+	}
+}
+
+// TestHelpAndVersion runs the commands that print and exit, in process.
+func TestHelpAndVersion(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string // each must appear in stdout
+	}{
+		{[]string{"--help"}, []string{"Usage:\n  triage-sidecar [flags]", "triage-sidecar healthcheck [flags]", "--tls-cert string", "--release-memory-idle duration", "--config string"}},
+		{[]string{"-h"}, []string{"Usage:\n  triage-sidecar [flags]"}},
+		{[]string{"help"}, []string{"Every setting is a flag, a TRIAGE_* environment variable"}},
+		{[]string{"help", "healthcheck"}, []string{"triage-sidecar healthcheck [flags]", "--timeout duration", "--unix-socket string"}},
+		{[]string{"healthcheck", "--help"}, []string{"--addr string", "(also TRIAGE_ADDR)"}},
+		{[]string{"--version"}, []string{"triage-sidecar version "}},
+		{[]string{"-v"}, []string{"triage-sidecar version "}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out bytes.Buffer
+			if err := dispatch(tt.args, &out); err != nil {
+				t.Fatalf("dispatch: %v", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
 			}
 		})
 	}
