@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 
@@ -78,3 +79,45 @@ func (localCreds) Info() credentials.ProtocolInfo {
 }
 func (c localCreds) Clone() credentials.TransportCredentials { return c }
 func (localCreds) OverrideServerName(string) error           { return nil }
+
+// tlsOnlyListener marks the connections of --tls-addr, which listenerCreds
+// serves with TLS whatever else the server allows.
+type tlsOnlyListener struct{ net.Listener }
+
+func (l tlsOnlyListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return tlsOnlyConn{c}, nil
+}
+
+type tlsOnlyConn struct{ net.Conn }
+
+// Unwrap returns the underlying connection.
+func (c tlsOnlyConn) Unwrap() net.Conn { return c.Conn }
+
+// listenerCreds are the transport credentials of a sidecar that serves
+// plaintext on loopback (--insecure-local; port-forwards arrive there) and
+// TLS on --tls-addr (the pod IP): which one a connection gets is decided by
+// the listener that accepted it, never by what the client sends.
+type listenerCreds struct {
+	tls credentials.TransportCredentials
+}
+
+func (c listenerCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	if _, ok := conn.(tlsOnlyConn); ok {
+		return c.tls.ServerHandshake(conn)
+	}
+	return localCreds{}.ServerHandshake(conn)
+}
+
+func (c listenerCreds) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("listenerCreds are for servers")
+}
+
+func (c listenerCreds) Info() credentials.ProtocolInfo { return c.tls.Info() }
+func (c listenerCreds) Clone() credentials.TransportCredentials {
+	return listenerCreds{tls: c.tls.Clone()}
+}
+func (listenerCreds) OverrideServerName(string) error { return nil }

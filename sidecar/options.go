@@ -14,6 +14,10 @@ type Options struct {
 	Addr string
 	// UnixSocket is a Unix socket path to listen on; "" disables it.
 	UnixSocket string
+	// TLSAddr is a second TCP address served with TLS only (--tls-cert,
+	// --tls-key), e.g. the pod IP, while Addr may stay plaintext on
+	// loopback (--insecure-local); "" disables it.
+	TLSAddr string
 	// TLSCert and TLSKey are the server certificate and key files.
 	TLSCert, TLSKey string
 	// ClientCA is the CA bundle client certificates must chain to.
@@ -86,6 +90,7 @@ const DefaultAddr = "127.0.0.1:7070"
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Addr, "addr", DefaultAddr, "TCP listen address (host:port); empty disables TCP")
 	fs.StringVar(&o.UnixSocket, "unix-socket", "", "also listen on this Unix socket path")
+	fs.StringVar(&o.TLSAddr, "tls-addr", "", "also listen here with TLS only (--tls-cert, --tls-key), e.g. :7443 on the pod IP, while --addr may stay plaintext on loopback with --insecure-local")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "server certificate (PEM), reloaded when it changes")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "server private key (PEM), reloaded when it changes")
 	fs.StringVar(&o.ClientCA, "client-ca", "", "CA bundle (PEM) that client certificates must chain to (mTLS)")

@@ -204,9 +204,20 @@ func validate(o Options) error {
 			return fmt.Errorf("--insecure-local allows plaintext only on loopback or a Unix socket, and --addr %s is not loopback: listen on 127.0.0.1, or serve TLS with --tls-cert/--tls-key (or --dev DIR)", o.Addr)
 		}
 	}
+	if o.TLSAddr != "" {
+		if _, _, err := net.SplitHostPort(o.TLSAddr); err != nil {
+			return fmt.Errorf("--tls-addr %q: %w (use host:port or :port, e.g. :7443)", o.TLSAddr, err)
+		}
+		if o.TLSCert == "" || o.TLSKey == "" {
+			return errors.New("--tls-addr serves TLS: pass --tls-cert and --tls-key")
+		}
+		if o.ClientCA == "" && o.TokensFile == "" && o.KubeAuth == "" {
+			return errors.New("no way for callers on --tls-addr to authenticate: pass --client-ca (mTLS), --tokens-file and/or --kube-auth")
+		}
+	}
 	if o.InsecureLocal {
-		if o.TLSCert != "" || o.TLSKey != "" || o.ClientCA != "" {
-			return errors.New("--insecure-local serves plaintext, but TLS files were given: drop --insecure-local to serve TLS, or drop --tls-cert/--tls-key/--client-ca")
+		if o.TLSAddr == "" && (o.TLSCert != "" || o.TLSKey != "" || o.ClientCA != "") {
+			return errors.New("--insecure-local serves plaintext, but TLS files were given: drop --insecure-local to serve TLS, add --tls-addr to serve TLS on a second address, or drop --tls-cert/--tls-key/--client-ca")
 		}
 		if o.TokensFile == "" && o.KubeAuth == "" && o.UnixSocket == "" {
 			return errors.New("--insecure-local on TCP needs --tokens-file or --kube-auth, or nobody could authenticate (on a --unix-socket callers are identified by uid)")
@@ -277,14 +288,20 @@ func (s *Server) loadAuth() (credentials.TransportCredentials, error) {
 	} else if o.KubeAuth == "" {
 		s.log.Warn("no --policy-file: every call except health will be denied")
 	}
-	if o.InsecureLocal {
+	if o.InsecureLocal && o.TLSAddr == "" {
 		return localCreds{}, nil
 	}
 	requireCert := o.ClientCA != "" && o.TokensFile == "" && o.KubeAuth == ""
 	if s.tls, err = auth.NewServerTLS(o.TLSCert, o.TLSKey, o.ClientCA, requireCert, interval, onErr); err != nil {
 		return nil, err
 	}
-	return credentials.NewTLS(s.tls.Config()), nil
+	tlsCreds := credentials.NewTLS(s.tls.Config())
+	if o.InsecureLocal {
+		// Plaintext on the loopback --addr (and the Unix socket), TLS on
+		// --tls-addr: the listener decides, never the client.
+		return listenerCreds{tls: tlsCreds}, nil
+	}
+	return tlsCreds, nil
 }
 
 // registerCapabilities registers each capability that can run here and
@@ -328,6 +345,13 @@ func (s *Server) listen() error {
 			return err
 		}
 		s.listeners = append(s.listeners, newLimitListener(l, s.opts.MaxConnections))
+	}
+	if s.opts.TLSAddr != "" {
+		l, err := net.Listen("tcp", s.opts.TLSAddr)
+		if err != nil {
+			return fmt.Errorf("listen on --tls-addr %s: %w (is another sidecar running? pick another port)", s.opts.TLSAddr, err)
+		}
+		s.listeners = append(s.listeners, tlsOnlyListener{newLimitListener(l, s.opts.MaxConnections)})
 	}
 	return nil
 }
@@ -465,6 +489,9 @@ func (s *Server) Auth(ctx context.Context) *triagev1.Auth {
 	case s.opts.InsecureLocal:
 		if s.opts.UnixSocket != "" {
 			a.Modes = append(a.Modes, "unix-peer")
+		}
+		if s.opts.TLSAddr != "" && s.opts.ClientCA != "" {
+			a.Modes = append(a.Modes, "mtls")
 		}
 	case s.opts.ClientCA != "":
 		a.Modes = append(a.Modes, "mtls")

@@ -249,6 +249,40 @@ func TestFleetCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("direct", func(t *testing.T) {
+		// --direct: the pod IP over TLS (the sidecar's --tls-addr, the
+		// pod's port triage-tls), no port-forward at all.
+		ns := namespace(t, c, nil)
+		d := startFleet(t, c, ns, "direct", fleetOptions{Replicas: 2, TLS: true})
+		bindClusterRole(t, c, ns, "triage-user", rbacv1.GroupKind, "oncall")
+		caFile := filepath.Join(t.TempDir(), "ca.pem")
+		if err := os.WriteFile(caFile, c.CAData(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		streams := c.node(t).Streams()
+		var m fleet.MergedGoroutines
+		var r cliResult
+		if err := eventually(15*time.Second, func() error {
+			r = x.run(t, "goroutines", "deploy/direct", "-n", ns, "--direct", "--ca", caFile, "--server-name", DirectServerName, "-o", "json")
+			if r.code != 0 {
+				return errors.New(r.stderr)
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("goroutines --direct: exit %d: %v", r.code, err)
+		}
+		decodeJSON(t, r, &m)
+		checkMergedGoroutines(t, &m, d.podKeys())
+		if got := c.node(t).Streams(); got != streams {
+			t.Errorf("--direct went through the kubelet's port-forward (%d streams)", got-streams)
+		}
+		// A wrong name is refused by TLS, not silently accepted.
+		bad := x.run(t, "explain", "pod/"+d.Pods[0].Name, "-n", ns, "--direct", "--ca", caFile, "--server-name", "someone-else")
+		if bad.code != 1 || !strings.Contains(bad.stderr, "someone-else") {
+			t.Errorf("--direct with the wrong --server-name: exit %d, stderr %q", bad.code, bad.stderr)
+		}
+	})
+
 	t.Run("goroutines of one pod", func(t *testing.T) {
 		var one struct {
 			Total   int64             `json:"total"`

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,7 +147,14 @@ type fleetOptions struct {
 	// Classic puts the sidecar in the pod's containers rather than as a
 	// native sidecar (an init container with restartPolicy Always).
 	Classic bool
+	// TLS also serves TLS on --tls-addr with a certificate for
+	// DirectServerName from the cluster's CA, declared as the pod's port
+	// triage-tls; the pods' IP is then 127.0.0.1, so --direct reaches them.
+	TLS bool
 }
+
+// DirectServerName is the name in the sidecars' TLS certificate (fleetOptions.TLS).
+const DirectServerName = "triage-sidecar.kubetest"
 
 // workload is a Deployment's pods, each with a running sidecar process.
 type workload struct {
@@ -207,9 +215,24 @@ func startFleet(t *testing.T, c *controlPlane, ns, app string, o fleetOptions) *
 		t.Fatalf("creating Deployment %s/%s: %v", ns, app, err)
 	}
 	f := &workload{Namespace: ns, App: app, Deployment: d}
-	ports, err := cluster.FreePorts(o.Replicas)
+	ports, err := cluster.FreePorts(2 * o.Replicas)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var tlsArgs []string
+	if o.TLS {
+		kp, err := c.CA().IssueServing("triage-sidecar", []string{DirectServerName}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+		if err := os.WriteFile(certFile, kp.CertPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyFile, kp.KeyPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tlsArgs = []string{"--tls-cert=" + certFile, "--tls-key=" + keyFile}
 	}
 	for i := range o.Replicas {
 		p := &corev1.Pod{
@@ -220,11 +243,19 @@ func startFleet(t *testing.T, c *controlPlane, ns, app string, o fleetOptions) *
 		p.OwnerReferences = []metav1.OwnerReference{{
 			APIVersion: "apps/v1", Kind: "Deployment", Name: d.Name, UID: d.UID, Controller: ptr(true),
 		}}
+		extra := tlsArgs
+		if o.TLS {
+			tlsPort := ports[o.Replicas+i]
+			extra = append(slices.Clone(tlsArgs), fmt.Sprintf("--tls-addr=127.0.0.1:%d", tlsPort))
+			sc := sidecarOfPod(p)
+			sc.Ports = append(sc.Ports, corev1.ContainerPort{Name: "triage-tls", ContainerPort: int32(tlsPort), Protocol: corev1.ProtocolTCP})
+			p.Status.PodIP = "127.0.0.1"
+		}
 		p, err := c.CreateRunningPod(ctx(t), p, k.NodeName())
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := startSidecar(bin, dir, p, ports[i], o.KubeAuth, c.Host(), caFile, tokenFile)
+		s, err := startSidecar(bin, dir, p, ports[i], o.KubeAuth, c.Host(), caFile, tokenFile, extra...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -271,8 +302,20 @@ func podTemplate(labels map[string]string, classic bool) corev1.PodTemplateSpec 
 	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec}
 }
 
-// startSidecar starts bin for pod p on 127.0.0.1:port.
-func startSidecar(bin, dir string, p *corev1.Pod, port int, kubeAuth, apiServer, caFile, tokenFile string) (*sidecarProc, error) {
+// sidecarOfPod is the pod's triage-sidecar container (native or classic).
+func sidecarOfPod(p *corev1.Pod) *corev1.Container {
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for i := range cs {
+			if cs[i].Name == "triage-sidecar" {
+				return &cs[i]
+			}
+		}
+	}
+	return nil
+}
+
+// startSidecar starts bin for pod p on 127.0.0.1:port, with extra flags.
+func startSidecar(bin, dir string, p *corev1.Pod, port int, kubeAuth, apiServer, caFile, tokenFile string, extra ...string) (*sidecarProc, error) {
 	s := &sidecarProc{
 		Namespace: p.Namespace,
 		Pod:       p.Name,
@@ -298,6 +341,7 @@ func startSidecar(bin, dir string, p *corev1.Pod, port int, kubeAuth, apiServer,
 		"--pod-uid="+string(p.UID),
 		"--audit-log="+s.AuditLog,
 	)
+	s.cmd.Args = append(s.cmd.Args, extra...)
 	// Nothing from the test's environment configures it by accident.
 	s.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf

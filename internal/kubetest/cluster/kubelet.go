@@ -268,6 +268,9 @@ func (c *Cluster) CreateRunningPod(ctx context.Context, pod *corev1.Pod, nodeNam
 	n := c.podIPs
 	c.mu.Unlock()
 	ip := net.IPv4(10, 244, byte(n>>8), byte(n)).String()
+	if pod.Status.PodIP != "" { // the caller's choice, e.g. 127.0.0.1 for a sidecar reached directly
+		ip = pod.Status.PodIP
+	}
 	now := metav1.Now()
 	created.Status = corev1.PodStatus{
 		Phase:     corev1.PodRunning,
