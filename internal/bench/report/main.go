@@ -506,7 +506,7 @@ func render(p params, r result, mach string) string {
 	w("Measured with `make bench` on %s UTC: %s; %s.\n", r.start.Format("2006-01-02 15:04"), mach, r.goVersion)
 	w("Client and server share this machine's CPUs; all traffic is on loopback. ")
 	w("The floor is a bare grpc-go server (same grpc version) with only the health service, TLS 1.3 with the same mTLS certificates. ")
-	w("The sidecar runs in development mode with the audit log on, as in production. Nothing is forced in either server (no GC, GOGC or GOMEMLIMIT)")
+	w("The sidecar runs in development mode with the audit log on, as in production, and with its default `--release-memory-idle 1s`: once no call has run for a second after a busy period it collects and returns the freed memory to the OS (the floor has no such thing). Nothing else is forced in either server (no GOGC or GOMEMLIMIT)")
 	if p.sidecarEnv != "" {
 		w(", except that the sidecar ran with `%s`", p.sidecarEnv)
 	}
