@@ -790,3 +790,84 @@ func sameJWS(a, b string) bool {
 	}
 	return true
 }
+
+// TestJWKSVerifiedCache: a verified token is taken on trust for at most a
+// minute and never past its expiry; the key set is fetched again once it is
+// older than maxKeySetAge, so a key the cluster removed stops being honoured,
+// while an old key set keeps working when the API server is away.
+func TestJWKSVerifiedCache(t *testing.T) {
+	k := getTestKeys(t)
+	f := newFakeAPIServer(t, pubJWK(t, k.rsa1, "rsa-1"))
+	v, clk := newTestVerifier(t, f, nil)
+	ctx := t.Context()
+
+	short := sign(t, jose.RS256, k.rsa1, "rsa-1", with(saClaims(clk.Now()), "exp", clk.Now().Add(30*time.Second).Unix()))
+	if _, err := v.Verify(ctx, short); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Minute) // past exp and the leeway
+	var te *TokenError
+	if _, err := v.Verify(ctx, short); !errors.As(err, &te) || te.Reason != ReasonExpired {
+		t.Errorf("expired token after it was cached: %v; want ReasonExpired", err)
+	}
+
+	tok := sign(t, jose.RS256, k.rsa1, "rsa-1", saClaims(clk.Now()))
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	f.setKeys(pubJWK(t, k.rsa2, "rsa-2")) // rsa-1 rotated out
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Errorf("within the cache's minute: %v", err)
+	}
+	fetches := v.Fetches()
+	clk.Advance(maxKeySetAge)
+	if _, err := v.Verify(ctx, tok); !errors.As(err, &te) || te.Reason != ReasonUnknownKey {
+		t.Errorf("a token of a rotated-out key once the key set is old: %v; want ReasonUnknownKey", err)
+	}
+	if v.Fetches() != fetches+1 {
+		t.Errorf("an old key set was fetched %d times, want once", v.Fetches()-fetches)
+	}
+	// While the API server cannot answer, an old key set keeps working.
+	good := sign(t, jose.RS256, k.rsa2, "rsa-2", saClaims(clk.Now()))
+	f.mu.Lock()
+	f.status = http.StatusServiceUnavailable
+	f.mu.Unlock()
+	clk.Advance(maxKeySetAge)
+	if _, err := v.Verify(ctx, good); err != nil {
+		t.Errorf("an old key set while the API server is down: %v", err)
+	}
+}
+
+// BenchmarkJWKSVerify is the per-call cost of checking a ServiceAccount
+// token offline (keys fetched): "uncached" is a token's first call (the
+// signature checked), "cached" every later call with the same token, what
+// a client's calls to a --kube-auth=jwks sidecar mostly pay.
+func BenchmarkJWKSVerify(b *testing.B) {
+	k := getTestKeys(b)
+	srv := newFakeAPIServer(b, pubJWK(b, k.rsa1, "rsa-1"), pubJWK(b, k.ec1, "ec-1"))
+	v, clk := newTestVerifier(b, srv, nil)
+	for _, tc := range []struct {
+		name string
+		tok  string
+	}{
+		{"RS256", sign(b, jose.RS256, k.rsa1, "rsa-1", saClaims(clk.Now()))},
+		{"ES256", sign(b, jose.ES256, k.ec1, "ec-1", saClaims(clk.Now()))},
+	} {
+		b.Run(tc.name+"/uncached", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.verify(b.Context(), tc.tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(tc.name+"/cached", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.Verify(b.Context(), tc.tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
