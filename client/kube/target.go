@@ -106,6 +106,9 @@ type Pod struct {
 	// TLSPort is the sidecar container's port named "triage-tls" (TLS on
 	// the pod IP, for --direct), 0 when it declares none.
 	TLSPort int
+	// Restarts is the sum of the app containers' restart counts (the
+	// sidecar's own not included).
+	Restarts int32
 	// Skip, when not empty, says why the pod cannot be reached; such pods
 	// are listed, not contacted.
 	Skip string
@@ -222,6 +225,11 @@ func (k *Kube) pod(p *corev1.Pod) Pod {
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			out.Ready = c.Status == corev1.ConditionTrue
+		}
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name != k.Flags.Container {
+			out.Restarts += cs.RestartCount
 		}
 	}
 	c := sidecarContainer(p, k.Flags.Container)

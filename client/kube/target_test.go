@@ -154,7 +154,10 @@ func TestResolve(t *testing.T) {
 		&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: testNS}, Spec: appsv1.DaemonSetSpec{Selector: selectorOf(map[string]string{"app": "agent"})}},
 		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "empty", Namespace: testNS}, Spec: appsv1.DeploymentSpec{Selector: selectorOf(map[string]string{"app": "none"})}},
 		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "all", Namespace: testNS}, Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{}}},
-		pod("web-b", web),
+		pod("web-b", web, func(p *corev1.Pod) {
+			// The app's restarts count; the sidecar's do not.
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", RestartCount: 3}, {Name: DefaultSidecarContainer, RestartCount: 5, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+		}),
 		pod("web-a", web, func(p *corev1.Pod) {
 			p.Spec.Containers[1].Ports = []corev1.ContainerPort{{Name: "metrics", ContainerPort: 9090}, {Name: SidecarPortName, ContainerPort: 7171}, {Name: SidecarTLSPortName, ContainerPort: 7443}}
 		}),
@@ -179,13 +182,13 @@ func TestResolve(t *testing.T) {
 	notInjected := "not injected (no triage-sidecar container): label the namespace triage.dev/injection=enabled and restart it"
 	tests := []struct {
 		target  Target
-		want    []string // "name:port[/tls port]:ready:skip"
+		want    []string // "name:port[/tls port]:ready:skip" (+ " restarts=N" when N > 0)
 		wantErr string
 	}{
 		{Target{Kind: KindPod, Name: "web-a"}, []string{"web-a:7171/7443:true:"}, ""},
 		{Target{Kind: KindDeployment, Name: "web"}, []string{
 			"web-a:7171/7443:true:",
-			"web-b:7070:true:",
+			"web-b:7070:true: restarts=3",
 			"web-c:7070:true:pod is Pending, not Running",
 			"web-d:7070:true:" + notInjected,
 			"web-e:7070:false:the triage-sidecar container is not running (CrashLoopBackOff)",
@@ -222,7 +225,11 @@ func TestResolve(t *testing.T) {
 				if p.TLSPort != 0 {
 					port += "/" + strconv.Itoa(p.TLSPort)
 				}
-				got = append(got, strings.Join([]string{p.Name, port, strconv.FormatBool(p.Ready), p.Skip}, ":"))
+				line := strings.Join([]string{p.Name, port, strconv.FormatBool(p.Ready), p.Skip}, ":")
+				if p.Restarts > 0 {
+					line += " restarts=" + strconv.Itoa(int(p.Restarts))
+				}
+				got = append(got, line)
 				if p.Namespace != testNS || p.Node != "node-"+p.Name || p.UID != "uid-"+p.Name || p.IP == "" {
 					t.Errorf("pod %+v lacks its namespace, node, UID or IP", p)
 				}

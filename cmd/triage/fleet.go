@@ -172,7 +172,8 @@ func (a *app) fleetProc(ctx context.Context) error {
 		if err != nil {
 			return fleet.PodProc{}, err
 		}
-		pp := fleet.PodProc{Pod: podKey(p), List: list}
+		restarts := p.Restarts
+		pp := fleet.PodProc{Pod: podKey(p), List: list, Restarts: &restarts}
 		if sel := fleet.SelectProcess(list); sel != nil {
 			if pp.Process, err = c.GetProcess(ctx, int(sel.GetPid()), false); err != nil {
 				return fleet.PodProc{}, err
