@@ -458,21 +458,49 @@ func (h *Handle) ReadPacket(ctx context.Context) (data []byte, ci CaptureInfo, e
 			return nil, ci, ctx.Err()
 		default:
 		}
+		data, ok, err := h.tryNext(&ci)
+		if err != nil || ok {
+			return data, ci, err
+		}
+		if err := h.wait(ctx); err != nil {
+			return nil, ci, err
+		}
+	}
+}
+
+// TryReadPacket is ReadPacket without the wait: when no packet is ready in
+// the ring it returns ok false at once (and no error). A reader that has
+// work to do between bursts (e.g. flushing what it assembled) calls it
+// until ok is false, then blocks in ReadPacket.
+func (h *Handle) TryReadPacket() (data []byte, ci CaptureInfo, ok bool, err error) {
+	h.readMu.Lock()
+	defer h.readMu.Unlock()
+	if h.closed.Load() {
+		return nil, ci, false, ErrClosed
+	}
+	data, ok, err = h.tryNext(&ci)
+	if !ok && err == nil {
+		h.publish()
+	}
+	return data, ci, ok, err
+}
+
+// tryNext returns the next packet if one is ready, moving on to the next
+// block as needed; ok is false when the ring has nothing ready.
+func (h *Handle) tryNext(ci *CaptureInfo) (data []byte, ok bool, err error) {
+	for {
 		if h.left > 0 {
-			data, ok, err := h.next(&ci)
+			data, ok, err := h.next(ci)
 			if err != nil || ok {
-				return data, ci, err
+				return data, ok, err
 			}
 			continue
 		}
 		if h.held {
 			h.releaseBlock()
 		}
-		if h.enterBlock() {
-			continue
-		}
-		if err := h.wait(ctx); err != nil {
-			return nil, ci, err
+		if !h.enterBlock() {
+			return nil, false, nil
 		}
 	}
 }

@@ -46,8 +46,11 @@
 // kernel's snap length (TPACKET_V3 truncates a packet to its block: 512 KiB
 // for the default 262144), as many as RingBytes needs (default and minimum
 // 8 MiB); a partly filled block is handed over after 10 ms. Packets are
-// returned in place: data points into the ring until the next ReadPacket,
-// when the block is given back once all its packets were read. The SLL2
+// returned in place: data points into the ring until the next ReadPacket
+// (or TryReadPacket), when the block is given back once all its packets
+// were read. TryReadPacket is the same read without the wait, for a reader
+// with work to do when the ring runs dry (the sidecar sends what it has
+// assembled, then blocks in ReadPacket). The SLL2
 // header and a re-inserted VLAN tag are written into the headroom before the
 // packet in the ring (a copy only if the headroom were too small).
 //

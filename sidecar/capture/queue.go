@@ -2,111 +2,96 @@ package capture
 
 import (
 	"sync"
-
-	"github.com/triage-sh/triage/internal/capture"
+	"sync/atomic"
 )
 
-// packet is one captured packet, copied out of the kernel ring.
-type packet struct {
-	data []byte
-	ci   capture.CaptureInfo
+// chunkQueue holds the pcapng chunks assembled by the ring reader until the
+// stream writer sends them. The reader admits a packet only while the
+// queued chunks and the one being filled stay within the budget (see
+// capturing.admit), so memory is bounded: when a slow client lets the
+// queue fill, new packets are refused and counted as stream drops, and the
+// kernel ring keeps draining (kernel drops then mean the kernel, stream
+// drops mean the client). Sent chunks come back to a free list, so a
+// capture allocates its buffers once rather than per packet.
+type chunkQueue struct {
+	budget int
+	queued atomic.Int64 // bytes in chunks pushed and not yet popped
+	ready  chan struct{}
+
+	mu     sync.Mutex
+	chunks [][]byte
+	head   int
+	free   [][]byte
 }
 
-// queueOverhead is what a queued packet costs beyond its bytes.
-const queueOverhead = 64
-
-// queue holds packets between the ring reader and the stream writer. It is
-// bounded in bytes: when a slow client lets it fill, new packets are refused
-// and counted, so memory stays bounded and the kernel ring keeps draining
-// (kernel drops then mean the kernel, stream drops mean the client).
-type queue struct {
-	mu      sync.Mutex
-	items   []packet
-	head    int
-	bytes   int
-	budget  int
-	dropped uint64
-	closed  bool
-	ready   chan struct{}
-	slab    []byte // packets are carved from slabs: one allocation per slabSize, not per packet
+func newChunkQueue(budget int) *chunkQueue {
+	return &chunkQueue{budget: budget, ready: make(chan struct{}, 1)}
 }
 
-// slabSize is the allocation unit for queued packets.
-const slabSize = 256 << 10
+// maxFree bounds the free list: a queue at its budget and the chunks on
+// their way in and out.
+func (q *chunkQueue) maxFree() int { return q.budget/chunkSize + 2 }
 
-func newQueue(budget int) *queue {
-	return &queue{budget: budget, ready: make(chan struct{}, 1)}
-}
-
-// push copies data into the queue; it reports false (and counts a drop)
-// when the queue is full.
-func (q *queue) push(data []byte, ci capture.CaptureInfo) bool {
-	cost := len(data) + queueOverhead
+// buffer returns an empty buffer of capacity chunkSize.
+func (q *chunkQueue) buffer() []byte {
 	q.mu.Lock()
-	if q.bytes+cost > q.budget && q.bytes > 0 {
-		q.dropped++
-		q.mu.Unlock()
-		return false
+	defer q.mu.Unlock()
+	if n := len(q.free); n > 0 {
+		b := q.free[n-1]
+		q.free[n-1] = nil
+		q.free = q.free[:n-1]
+		return b
 	}
-	q.bytes += cost
-	q.items = append(q.items, packet{data: q.copyData(data), ci: ci})
+	return make([]byte, 0, chunkSize)
+}
+
+// recycle gives back a buffer popped and sent.
+func (q *chunkQueue) recycle(b []byte) {
+	if cap(b) != chunkSize {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.free) < q.maxFree() {
+		q.free = append(q.free, b[:0])
+	}
+}
+
+// push queues a chunk and wakes the writer. It never refuses: admission is
+// decided per packet, before the packet is written into a chunk.
+func (q *chunkQueue) push(b []byte) {
+	q.mu.Lock()
+	q.chunks = append(q.chunks, b)
+	q.queued.Add(int64(len(b)))
 	q.mu.Unlock()
+	q.wake()
+}
+
+// wake makes a waiting writer look at the queue.
+func (q *chunkQueue) wake() {
 	select {
 	case q.ready <- struct{}{}:
 	default:
 	}
-	return true
 }
 
-// copyData copies data into the current slab (a new one when it is full;
-// the old one is collected once its packets have been written).
-func (q *queue) copyData(data []byte) []byte {
-	if len(data) > slabSize/4 {
-		return append([]byte(nil), data...)
-	}
-	if len(q.slab)+len(data) > cap(q.slab) {
-		q.slab = make([]byte, 0, slabSize)
-	}
-	n := len(q.slab)
-	q.slab = append(q.slab, data...)
-	return q.slab[n:len(q.slab):len(q.slab)]
-}
-
-// pop takes the oldest packet, if any.
-func (q *queue) pop() (packet, bool) {
+// pop takes the oldest chunk, if any.
+func (q *chunkQueue) pop() ([]byte, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.head == len(q.items) {
-		return packet{}, false
+	if q.head == len(q.chunks) {
+		return nil, false
 	}
-	p := q.items[q.head]
-	q.items[q.head] = packet{}
+	b := q.chunks[q.head]
+	q.chunks[q.head] = nil
 	q.head++
-	q.bytes -= len(p.data) + queueOverhead
-	if q.head == len(q.items) {
-		q.items, q.head = q.items[:0], 0
-	} else if q.head > 1024 && q.head*2 > len(q.items) {
-		n := copy(q.items, q.items[q.head:])
-		clear(q.items[n:])
-		q.items, q.head = q.items[:n], 0
+	q.queued.Add(-int64(len(b)))
+	if q.head == len(q.chunks) {
+		q.chunks, q.head = q.chunks[:0], 0
+	} else if q.head > 64 && q.head*2 > len(q.chunks) {
+		n := copy(q.chunks, q.chunks[q.head:])
+		clear(q.chunks[n:])
+		q.chunks, q.head = q.chunks[:n], 0
 	}
-	return p, true
-}
-
-// drops is the number of packets refused because the queue was full.
-func (q *queue) drops() uint64 {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.dropped
-}
-
-// close wakes a waiting consumer for good.
-func (q *queue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
+	return b, true
 }

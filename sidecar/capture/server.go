@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
@@ -39,10 +40,6 @@ const (
 	stopClient   = "client"
 	stopError    = "error"
 )
-
-// flushEvery bounds how long a captured packet waits in the sidecar before
-// it is sent, so `| wireshark -k -i -` shows traffic live.
-const flushEvery = 100 * time.Millisecond
 
 // progressEvery is how often the running counters are sent.
 const progressEvery = time.Second
@@ -305,7 +302,11 @@ func interfaceNames() []string {
 	return names
 }
 
-// capturing is one Capture call in progress.
+// capturing is one Capture call in progress. Two goroutines share it: the
+// ring reader (read), which writes the packets as pcapng blocks straight
+// into chunks, and the stream writer (run), which sends the chunks. The
+// chunker and the per-interface state belong to the reader while it runs
+// and to the writer before it starts and after it has stopped.
 type capturing struct {
 	s      *server
 	p      *plan
@@ -314,11 +315,17 @@ type capturing struct {
 	stream grpc.ServerStreamingServer[triagev1.CaptureResponse]
 	caller string
 
-	out     *chunkSender
-	ng      *pcapgo.NgWriter
-	idb     map[int]int // kernel ifindex -> pcapng interface id
-	perIDB  []uint64    // packets written per interface id
-	packets uint64
+	q      *chunkQueue
+	asm    *chunker
+	ng     *pcapgo.NgWriter
+	idb    map[int]int // kernel ifindex -> pcapng interface id
+	perIDB []uint64    // packets written per interface id
+
+	packets     atomic.Uint64 // packets written into the file
+	streamDrops atomic.Uint64 // packets refused because the queue was full
+	sent        int64         // bytes sent (the writer's)
+	chunkMsg    triagev1.ArtifactChunk
+	chunkResp   triagev1.CaptureResponse
 }
 
 func (c *capturing) run(ctx context.Context) (err error) {
@@ -352,31 +359,24 @@ func (c *capturing) run(ctx context.Context) (err error) {
 	if err := c.stream.Send(&triagev1.CaptureResponse{Part: &triagev1.CaptureResponse_Header{Header: hdr}}); err != nil {
 		return err
 	}
-	c.out = &chunkSender{send: func(b []byte) error {
-		return c.stream.Send(&triagev1.CaptureResponse{Part: &triagev1.CaptureResponse_Chunk{Chunk: &triagev1.ArtifactChunk{Data: b}}})
-	}}
+	c.q = newChunkQueue(c.s.o.BufferBytes)
+	c.asm = &chunker{q: c.q}
+	c.chunkResp.Part = &triagev1.CaptureResponse_Chunk{Chunk: &c.chunkMsg}
 	if err := c.begin(start); err != nil {
 		return status.Errorf(codes.Internal, "writing pcapng headers: %v", err)
 	}
+	c.asm.flush()
 
-	q := newQueue(c.s.o.BufferBytes)
 	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()
 	readerDone := make(chan struct{})
 	var readErr error
+	limit := "" // stopCount or stopBytes when the reader reached a limit
 	go func() {
 		defer close(readerDone)
-		defer q.close()
-		for {
-			data, ci, err := c.h.ReadPacket(rctx)
-			if err != nil {
-				if rctx.Err() == nil && !errors.Is(err, capture.ErrClosed) {
-					readErr = err
-				}
-				return
-			}
-			q.push(data, ci)
-		}
+		limit, readErr = c.read(rctx)
+		// What was read is in the file: the writer sends it.
+		c.asm.flush()
 	}()
 	stopReader := func() {
 		rcancel()
@@ -385,32 +385,21 @@ func (c *capturing) run(ctx context.Context) (err error) {
 
 	deadline := time.NewTimer(c.p.duration)
 	defer deadline.Stop()
-	tick := time.NewTicker(flushEvery)
+	tick := time.NewTicker(progressEvery)
 	defer tick.Stop()
 
-	lastProgress := start
 	reason := ""
 	for reason == "" {
-		if reason, err = c.drain(q); err != nil {
+		if err := c.sendQueued(); err != nil {
 			stopReader()
 			return err
 		}
-		if reason != "" {
-			break
-		}
 		select {
-		case <-q.ready:
+		case <-c.q.ready:
 		case now := <-tick.C:
-			if err := c.out.flush(); err != nil {
+			if err := c.progress(start, now); err != nil {
 				stopReader()
 				return err
-			}
-			if now.Sub(lastProgress) >= progressEvery {
-				lastProgress = now
-				if err := c.progress(start, now, q); err != nil {
-					stopReader()
-					return err
-				}
 			}
 		case <-deadline.C:
 			reason = stopDuration
@@ -429,33 +418,34 @@ func (c *capturing) run(ctx context.Context) (err error) {
 	}
 	stopReader()
 	// Packets already taken from the ring were captured inside the window:
-	// they go into the file unless a count or size limit ended it.
-	if reason == stopDuration || reason == stopClient || reason == stopError {
-		if r, err := c.drain(q); err != nil {
-			return err
-		} else if r != "" && reason != stopError {
-			reason = r
-		}
+	// they are in the file, unless a count or size limit ended it first.
+	if limit != "" && reason != stopError {
+		reason = limit
+	}
+	if err := c.sendQueued(); err != nil {
+		return err
 	}
 	st, stErr := c.h.Stats()
 	closeHandle()
 	end := time.Now()
-	streamDrops := q.drops()
+	streamDrops := c.streamDrops.Load()
+	packets := c.packets.Load()
 	if err := c.end(start, end, st, streamDrops); err != nil {
 		return status.Errorf(codes.Internal, "writing pcapng statistics: %v", err)
 	}
-	if err := c.out.flush(); err != nil {
+	c.asm.flush()
+	if err := c.sendQueued(); err != nil {
 		return err
 	}
 	tr := &triagev1.ArtifactTrailer{
-		Bytes:      uint64(c.out.total),
+		Bytes:      uint64(c.sent),
 		Duration:   durationpb.New(end.Sub(start)),
 		StopReason: reason,
 		Truncated:  reason == stopBytes || reason == stopError,
 		Notes:      c.p.notes,
 		Counters: map[string]uint64{
-			"packets":        c.packets,
-			"bytes":          uint64(c.out.total),
+			"packets":        packets,
+			"bytes":          uint64(c.sent),
 			"kernel_packets": st.Packets,
 			"kernel_drops":   st.Drops,
 			"stream_drops":   streamDrops,
@@ -476,6 +466,106 @@ func (c *capturing) run(ctx context.Context) (err error) {
 	return c.stream.Send(&triagev1.CaptureResponse{Part: &triagev1.CaptureResponse_Trailer{Trailer: tr}})
 }
 
+// sendQueued sends every queued chunk. A slow client blocks it (gRPC's
+// flow control), which lets the queue fill up to its budget.
+func (c *capturing) sendQueued() error {
+	for {
+		b, ok := c.q.pop()
+		if !ok {
+			return nil
+		}
+		// The message is reused: gRPC encodes it before Send returns and
+		// does not keep it. The buffer is lent to the codec, which takes it
+		// (and gRPC gives it back once written) when the client asked for
+		// ContentSubtype; otherwise the proto codec copied it.
+		c.chunkMsg.Data = b
+		lent.Store(&c.chunkMsg, c.q)
+		err := c.stream.Send(&c.chunkResp)
+		if _, kept := lent.LoadAndDelete(&c.chunkMsg); kept {
+			c.q.recycle(b)
+		}
+		c.chunkMsg.Data = nil
+		if err != nil {
+			return err
+		}
+		c.sent += int64(len(b))
+	}
+}
+
+// read moves packets from the ring into the file until ctx ends, the ring
+// fails, or a count or size limit is reached (its stop reason is returned).
+// Whenever the ring has nothing ready, it queues the chunk it was filling,
+// so a packet waits in the sidecar at most one block timeout (10 ms) after
+// the kernel hands it over.
+func (c *capturing) read(ctx context.Context) (limit string, err error) {
+	done := ctx.Done()
+	for {
+		// Checked before every packet: under heavy traffic the ring may
+		// never run dry.
+		select {
+		case <-done:
+			return "", nil
+		default:
+		}
+		data, ci, ok, err := c.h.TryReadPacket()
+		if err == nil && !ok {
+			c.asm.flush()
+			data, ci, err = c.h.ReadPacket(ctx)
+		}
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, capture.ErrClosed) {
+				return "", nil
+			}
+			return "", err
+		}
+		if limit, err := c.add(data, ci); limit != "" || err != nil {
+			return limit, err
+		}
+	}
+}
+
+// add writes one packet into the file, or counts it as a stream drop when
+// the queue is full; it returns a stop reason when a count or size limit
+// is reached.
+func (c *capturing) add(data []byte, ci capture.CaptureInfo) (string, error) {
+	id := 0
+	newIDB := false
+	if c.p.linkType == capture.LinkTypeLinuxSLL2 {
+		var known bool
+		id, known = c.idb[ci.InterfaceIndex]
+		newIDB = !known
+	}
+	size := epbSize(len(data))
+	need := size + int64(isbReserve*(len(c.perIDB)+1))
+	if newIDB {
+		need += 128 + isbReserve
+	}
+	if c.asm.written+need > c.p.maxBytes {
+		return stopBytes, nil
+	}
+	held := c.q.queued.Load() + int64(c.asm.pending())
+	if held > 0 && held+size > int64(c.q.budget) {
+		c.streamDrops.Add(1)
+		return "", nil
+	}
+	if newIDB {
+		name := strconv.Itoa(ci.InterfaceIndex)
+		if in, err := net.InterfaceByIndex(ci.InterfaceIndex); err == nil {
+			name = in.Name
+		}
+		var err error
+		if id, err = c.addIDB(ci.InterfaceIndex, name); err != nil {
+			return "", err
+		}
+	}
+	c.writeEPB(id, data, ci)
+	c.perIDB[id]++
+	if n := c.packets.Add(1); c.p.maxPackets > 0 && int64(n) >= c.p.maxPackets {
+		return stopCount, nil
+	}
+	return "", nil
+}
+
 // begin writes the section header and the interface blocks.
 func (c *capturing) begin(start time.Time) error {
 	b := version.Build()
@@ -493,7 +583,7 @@ func (c *capturing) begin(start time.Time) error {
 	}}
 	c.idb = map[int]int{}
 	first := c.intf(c.p.iface)
-	ng, err := pcapgo.NewNgWriterInterface(c.out, first, opts)
+	ng, err := pcapgo.NewNgWriterInterface(c.asm, first, opts)
 	if err != nil {
 		return err
 	}
@@ -532,65 +622,24 @@ func (c *capturing) addIDB(ifindex int, name string) (int, error) {
 	}
 	c.idb[ifindex] = id
 	c.perIDB = append(c.perIDB, 0)
-	return id, nil
+	// pcapgo buffers: the block must be in the chunks before the first
+	// packet that names it.
+	return id, c.ng.Flush()
 }
 
 // epbSize is the size of an enhanced packet block without options.
 func epbSize(capLen int) int64 { return 32 + int64((capLen+3)&^3) }
 
-// drain writes every queued packet; it returns a stop reason when a count or
-// size limit is reached.
-func (c *capturing) drain(q *queue) (string, error) {
-	for {
-		if c.p.maxPackets > 0 && int64(c.packets) >= c.p.maxPackets {
-			return stopCount, nil
-		}
-		p, ok := q.pop()
-		if !ok {
-			return "", nil
-		}
-		id := 0
-		newIDB := false
-		if c.p.linkType == capture.LinkTypeLinuxSLL2 {
-			var known bool
-			id, known = c.idb[p.ci.InterfaceIndex]
-			newIDB = !known
-		}
-		need := epbSize(len(p.data)) + int64(isbReserve*(len(c.perIDB)+1))
-		if newIDB {
-			need += 128 + isbReserve
-		}
-		if c.out.total+int64(c.out.pending())+need > c.p.maxBytes {
-			return stopBytes, nil
-		}
-		if newIDB {
-			name := strconv.Itoa(p.ci.InterfaceIndex)
-			if in, err := net.InterfaceByIndex(p.ci.InterfaceIndex); err == nil {
-				name = in.Name
-			}
-			var err error
-			if id, err = c.addIDB(p.ci.InterfaceIndex, name); err != nil {
-				return "", err
-			}
-		}
-		if err := c.writeEPB(id, p); err != nil {
-			return "", err
-		}
-		c.packets++
-		c.perIDB[id]++
-	}
-}
-
-// writeEPB writes an enhanced packet block straight into the chunk
-// buffer: the block is trivial, and going through pcapgo's writer (its own
-// buffer, then a flush into ours) cost a copy of every packet. Blocks are
-// little-endian like the rest of the file pcapgo writes, with timestamps in
-// nanoseconds (the interface blocks say if_tsresol 9).
-func (c *capturing) writeEPB(id int, p packet) error {
-	capLen := len(p.data)
+// writeEPB writes an enhanced packet block straight from the ring into
+// the chunks: the block is trivial, and going through pcapgo's writer (its
+// own buffer, then a flush into ours) would cost a copy of every packet.
+// Blocks are little-endian like the rest of the file pcapgo writes, with
+// timestamps in nanoseconds (the interface blocks say if_tsresol 9).
+func (c *capturing) writeEPB(id int, data []byte, ci capture.CaptureInfo) {
+	capLen := len(data)
 	pad := (4 - capLen%4) % 4
 	total := 32 + capLen + pad
-	ts := uint64(p.ci.Timestamp.UnixNano())
+	ts := uint64(ci.Timestamp.UnixNano())
 	var h [28]byte
 	binary.LittleEndian.PutUint32(h[0:], 6) // enhanced packet block
 	binary.LittleEndian.PutUint32(h[4:], uint32(total))
@@ -598,15 +647,12 @@ func (c *capturing) writeEPB(id int, p packet) error {
 	binary.LittleEndian.PutUint32(h[12:], uint32(ts>>32))
 	binary.LittleEndian.PutUint32(h[16:], uint32(ts))
 	binary.LittleEndian.PutUint32(h[20:], uint32(capLen))
-	binary.LittleEndian.PutUint32(h[24:], uint32(max(p.ci.Length, capLen)))
+	binary.LittleEndian.PutUint32(h[24:], uint32(max(ci.Length, capLen)))
 	var tail [8]byte // up to 3 bytes of padding, then the total length again
 	binary.LittleEndian.PutUint32(tail[pad:], uint32(total))
-	for _, b := range [][]byte{h[:], p.data, tail[:pad+4]} {
-		if _, err := c.out.Write(b); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, _ = c.asm.Write(h[:])
+	_, _ = c.asm.Write(data)
+	_, _ = c.asm.Write(tail[:pad+4])
 }
 
 // end writes one statistics block per interface.
@@ -626,21 +672,13 @@ func (c *capturing) end(start, end time.Time, st capture.Stats, streamDrops uint
 	return c.flushWriter()
 }
 
-// flushWriter moves the pcapng writer's buffer into the chunk sender, so the
-// sender's byte count is exact.
-func (c *capturing) flushWriter() error {
-	if err := c.ng.Flush(); err != nil {
-		if ctxErr := c.stream.Context().Err(); ctxErr != nil {
-			return status.FromContextError(ctxErr).Err()
-		}
-		return err
-	}
-	return nil
-}
+// flushWriter moves the pcapng writer's buffer into the chunks, so the
+// chunker's byte count is exact.
+func (c *capturing) flushWriter() error { return c.ng.Flush() }
 
 // progress sends the running counters between chunks.
-func (c *capturing) progress(start, now time.Time, q *queue) error {
-	cs := map[string]uint64{"packets": c.packets, "bytes": uint64(c.out.total), "stream_drops": q.drops()}
+func (c *capturing) progress(start, now time.Time) error {
+	cs := map[string]uint64{"packets": c.packets.Load(), "bytes": uint64(c.sent), "stream_drops": c.streamDrops.Load()}
 	if st, err := c.h.Stats(); err == nil {
 		cs["kernel_packets"], cs["kernel_drops"] = st.Packets, st.Drops
 	}
