@@ -42,3 +42,16 @@ func packetSocket(typ int) (int, error) {
 	runtime.UnlockOSThread()
 	return fd, err
 }
+
+// NetRawPermitted reports whether CAP_NET_RAW is in this process's
+// permitted set, so packet sockets can be opened (raised into the effective
+// set for the socket alone, see packetSocket). It asks the kernel directly
+// (capget), with no file to read.
+func NetRawPermitted() (bool, error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false, err
+	}
+	return data[0].Permitted&(1<<unix.CAP_NET_RAW) != 0, nil
+}
