@@ -1,6 +1,7 @@
 package injector
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"slices"
 	"sync"
@@ -41,9 +42,12 @@ func newReviewCache(max int) *reviewCache {
 	return &reviewCache{max: max, entries: map[[32]byte]*cachedReview{}, inflight: map[[32]byte]chan struct{}{}}
 }
 
-// reviewKey hashes a namespace, its labels and material, the bytes the
-// answer is computed from (the request without its UID).
-func reviewKey(namespace string, labels map[string]string, material []byte) [32]byte {
+// reviewKey hashes a namespace, its labels and body, the bytes the answer
+// is computed from, leaving out every occurrence of omit (the request's
+// UID, a random UUID the API server sets per request) so that the reviews
+// of byte-identical pods share a key; the pieces are hashed in place, not
+// copied.
+func reviewKey(namespace string, labels map[string]string, body []byte, omit string) [32]byte {
 	h := sha256.New()
 	h.Write([]byte(namespace))
 	h.Write([]byte{0})
@@ -59,7 +63,15 @@ func reviewKey(namespace string, labels map[string]string, material []byte) [32]
 		h.Write([]byte{0})
 	}
 	h.Write([]byte{0})
-	h.Write(material)
+	for omit != "" {
+		i := bytes.Index(body, []byte(omit))
+		if i < 0 {
+			break
+		}
+		h.Write(body[:i])
+		body = body[i+len(omit):]
+	}
+	h.Write(body)
 	var key [32]byte
 	h.Sum(key[:0])
 	return key

@@ -76,7 +76,7 @@ func TestReviewCacheBounded(t *testing.T) {
 	computed := 0
 	for i := range 10 {
 		req := &admissionv1.AdmissionRequest{Namespace: "ns"}
-		key := reviewKey(req.Namespace, map[string]string{"a": "b"}, fmt.Appendf(nil, `{"n":%d}`, i%6))
+		key := reviewKey(req.Namespace, map[string]string{"a": "b"}, fmt.Appendf(nil, `{"n":%d}`, i%6), "")
 		_, _, _ = c.review(req, key, func() (*admissionv1.AdmissionResponse, *inject.Result) {
 			computed++
 			return &admissionv1.AdmissionResponse{Allowed: true}, nil
@@ -90,9 +90,9 @@ func TestReviewCacheBounded(t *testing.T) {
 	}
 	// A different label set is a different key.
 	pod := []byte(`{}`)
-	if reviewKey("ns", map[string]string{"a": "b"}, pod) == reviewKey("ns", map[string]string{"a": "c"}, pod) ||
-		reviewKey("ns", map[string]string{"ab": ""}, pod) == reviewKey("ns", map[string]string{"a": "b"}, pod) ||
-		reviewKey("ns", nil, pod) == reviewKey("ns", nil, []byte(`{"a":1}`)) {
+	if reviewKey("ns", map[string]string{"a": "b"}, pod, "") == reviewKey("ns", map[string]string{"a": "c"}, pod, "") ||
+		reviewKey("ns", map[string]string{"ab": ""}, pod, "") == reviewKey("ns", map[string]string{"a": "b"}, pod, "") ||
+		reviewKey("ns", nil, pod, "") == reviewKey("ns", nil, []byte(`{"a":1}`), "") {
 		t.Error("keys collide")
 	}
 }

@@ -201,7 +201,7 @@ func (h *Handler) mutate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	req, pod, material, err := decodeReview(body)
+	req, pod, err := decodeReview(body)
 	if err != nil {
 		uid := lenientUID(body)
 		if req != nil {
@@ -239,7 +239,7 @@ func (h *Handler) mutate(w http.ResponseWriter, r *http.Request) {
 		cached bool
 	)
 	if h.cache != nil && labels != nil && lookupErr == nil {
-		resp, res, cached = h.cache.review(req, reviewKey(req.Namespace, labels, material), compute)
+		resp, res, cached = h.cache.review(req, reviewKey(req.Namespace, labels, body, string(req.UID)), compute)
 	} else {
 		resp, res = compute()
 	}
@@ -297,35 +297,33 @@ type wireRequest struct {
 	Object *corev1.Pod `json:"object"`
 }
 
-// decodeReview parses an AdmissionReview v1 with a request. For a pod
-// CREATE it returns the pod decoded, and the body without the request's UID
-// (what the answer depends on, for the review cache's key). A body whose
-// object is not a Pod is decoded again with the object left raw, as the
-// API would have it.
-func decodeReview(body []byte) (*admissionv1.AdmissionRequest, *corev1.Pod, []byte, error) {
+// decodeReview parses an AdmissionReview v1 with a request; for a pod
+// CREATE it returns the pod decoded too. A body whose object is not a Pod
+// is decoded again with the object left raw, as the API would have it.
+func decodeReview(body []byte) (*admissionv1.AdmissionRequest, *corev1.Pod, error) {
 	var wire wireReview
 	typedErr := kjson.UnmarshalCaseSensitivePreserveInts(body, &wire)
 	if typedErr == nil {
 		if err := checkEnvelope(wire.APIVersion, wire.Kind, wire.Request == nil); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 		req := &wire.Request.AdmissionRequest
 		if inject.IsPodCreate(req) {
-			return req, wire.Request.Object, withoutUID(body, req.UID), nil
+			return req, wire.Request.Object, nil
 		}
 	}
 	var review admissionv1.AdmissionReview
 	if err := kjson.UnmarshalCaseSensitivePreserveInts(body, &review); err != nil {
-		return nil, nil, nil, fmt.Errorf("cannot decode the AdmissionReview (%v)", err)
+		return nil, nil, fmt.Errorf("cannot decode the AdmissionReview (%v)", err)
 	}
 	if err := checkEnvelope(review.APIVersion, review.Kind, review.Request == nil); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if inject.IsPodCreate(review.Request) {
 		// The review decodes, the pod does not: say why, as inject.Review does.
-		return review.Request, nil, nil, fmt.Errorf("cannot decode the pod (%v)", typedErr)
+		return review.Request, nil, fmt.Errorf("cannot decode the pod (%v)", typedErr)
 	}
-	return review.Request, nil, nil, nil
+	return review.Request, nil, nil
 }
 
 func checkEnvelope(apiVersion, kind string, noRequest bool) error {
@@ -336,16 +334,6 @@ func checkEnvelope(apiVersion, kind string, noRequest bool) error {
 		return errors.New("the AdmissionReview has no request")
 	}
 	return nil
-}
-
-// withoutUID is body with every occurrence of the request's UID (a random
-// UUID the API server sets per request) removed, so that the reviews of
-// byte-identical pods share a cache key.
-func withoutUID(body []byte, uid types.UID) []byte {
-	if uid == "" {
-		return body
-	}
-	return bytes.ReplaceAll(body, []byte(uid), nil)
 }
 
 // lenientUID digs the request's uid out of a body that did not decode as a
