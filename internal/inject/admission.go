@@ -17,15 +17,15 @@ var podResource = metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
 // unchanged with a warning. The response carries the JSONPatch when the pod
 // is injected and the warnings Mutate gave.
 func Review(req *admissionv1.AdmissionRequest, nsLabels map[string]string, cfg Config) (*admissionv1.AdmissionResponse, *Result) {
-	if !IsPodCreate(req) {
-		return ReviewPod(req, nil, nsLabels, cfg)
+	var pod *corev1.Pod
+	if IsPodCreate(req) {
+		pod = &corev1.Pod{}
+		if err := kjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, pod); err != nil {
+			return &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true,
+				Warnings: []string{fmt.Sprintf("triage: cannot decode the pod (%v); not injected", err)}}, nil
+		}
 	}
-	var pod corev1.Pod
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, &pod); err != nil {
-		return &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true,
-			Warnings: []string{fmt.Sprintf("triage: cannot decode the pod (%v); not injected", err)}}, nil
-	}
-	return ReviewPod(req, &pod, nsLabels, cfg)
+	return ReviewPod(req, pod, nsLabels, cfg)
 }
 
 // IsPodCreate reports whether req is a pod CREATE, the only request the

@@ -68,6 +68,11 @@ const (
 	// the pod IP (container port "triage-tls"), for `triage --direct`
 	// from inside the cluster. Loopback stays plaintext for port-forwards.
 	AnnotationTLSSecret = "triage.dev/tls-secret"
+	// PortName and TLSPortName name the sidecar's container ports: the
+	// loopback gRPC port the CLI port-forwards to, and the TLS port on the
+	// pod IP (client/kube reads the same names).
+	PortName    = "triage"
+	TLSPortName = "triage-tls"
 	// Resource overrides for the sidecar container (Kubernetes quantities).
 	AnnotationCPURequest    = "triage.dev/sidecar-cpu"
 	AnnotationMemoryRequest = "triage.dev/sidecar-memory"

@@ -363,14 +363,14 @@ func sidecarContainer(cfg Config, opts options, capture bool, uid, gid int64) co
 			"--kube-ca-file="+path.Join(cfg.KubeAPIDir, "ca.crt"))
 		mounts = append(mounts, corev1.VolumeMount{Name: cfg.KubeAPIVolumeName, MountPath: cfg.KubeAPIDir, ReadOnly: true})
 	}
-	ports := []corev1.ContainerPort{{Name: "triage", ContainerPort: cfg.Port, Protocol: corev1.ProtocolTCP}}
+	ports := []corev1.ContainerPort{{Name: PortName, ContainerPort: cfg.Port, Protocol: corev1.ProtocolTCP}}
 	if opts.tlsSecret != "" {
 		args = append(args,
 			fmt.Sprintf("--tls-addr=:%d", cfg.TLSPort),
 			"--tls-cert="+path.Join(cfg.TLSDir, "tls.crt"),
 			"--tls-key="+path.Join(cfg.TLSDir, "tls.key"))
 		mounts = append(mounts, corev1.VolumeMount{Name: cfg.TLSVolumeName, MountPath: cfg.TLSDir, ReadOnly: true})
-		ports = append(ports, corev1.ContainerPort{Name: "triage-tls", ContainerPort: cfg.TLSPort, Protocol: corev1.ProtocolTCP})
+		ports = append(ports, corev1.ContainerPort{Name: TLSPortName, ContainerPort: cfg.TLSPort, Protocol: corev1.ProtocolTCP})
 	}
 	args = append(append(args, cfg.Args...), "--agent-socket="+cfg.SocketPath())
 	field := func(name, path string) corev1.EnvVar {
