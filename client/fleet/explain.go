@@ -172,7 +172,7 @@ func DiffExplain(pods []PodExplain) *ExplainDiff {
 				expect("setting "+s.GetName(), s.GetValue())
 				continue
 			}
-			set(KindSetting, s.GetName(), p.Pod, norm(s.GetValue()), strings.ToLower(strings.TrimPrefix(s.GetSource().String(), "SOURCE_")))
+			set(KindSetting, s.GetName(), p.Pod, norm(s.GetValue()), lowerEnum(s.GetSource().String(), "SOURCE_"))
 		}
 		for _, c := range r.GetCapabilities() {
 			v := "on"
@@ -264,8 +264,7 @@ func spreadFindings(pods []PodExplain) []FindingSpread {
 			seen[k] = true
 			fs := byKey[k]
 			if fs == nil {
-				fs = &FindingSpread{Severity: f.GetSeverity(), Level: strings.ToLower(strings.TrimPrefix(f.GetSeverity().String(), "SEVERITY_")),
-					Code: f.GetCode(), Subject: subj, Message: f.GetMessage(), Fix: f.GetFix()}
+				fs = &FindingSpread{Severity: f.GetSeverity(), Code: f.GetCode(), Subject: subj, Message: f.GetMessage(), Fix: f.GetFix()}
 				byKey[k] = fs
 				out = append(out, fs)
 			}
@@ -276,7 +275,7 @@ func spreadFindings(pods []PodExplain) []FindingSpread {
 	res := make([]FindingSpread, 0, len(out))
 	for _, f := range out {
 		f.All = len(f.Pods) == len(pods)
-		f.Level = strings.ToLower(strings.TrimPrefix(f.Severity.String(), "SEVERITY_"))
+		f.Level = lowerEnum(f.Severity.String(), "SEVERITY_") // of the most severe
 		res = append(res, *f)
 	}
 	slices.SortFunc(res, func(a, b FindingSpread) int {
@@ -322,4 +321,10 @@ func compareBool(a, b bool) int {
 		return -1
 	}
 	return 1
+}
+
+// lowerEnum turns an enum name such as "SEVERITY_WARNING" into "warning"
+// by dropping prefix.
+func lowerEnum(name, prefix string) string {
+	return strings.ToLower(strings.TrimPrefix(name, prefix))
 }

@@ -203,7 +203,7 @@ func MergeGoroutinesWith(pods []PodGoroutines, o GoroutineOptions) *MergedGorout
 	}
 	byKey := map[string]*acc{}
 	var order []*acc
-	var sig []byte
+	var sig, variant []byte
 	for _, p := range pods {
 		t := PodTotal{Pod: p.Pod, Groups: len(p.Groups), Path: pathName(p.Summary.GetPath()), Source: p.Summary.GetSource()}
 		for _, src := range p.Groups {
@@ -222,7 +222,10 @@ func MergeGoroutinesWith(pods []PodGoroutines, o GoroutineOptions) *MergedGorout
 			a.perPod[p.Pod] += src.GetCount()
 			a.g.Total += src.GetCount()
 			if !o.ExactLines {
-				a.variants[string(appendKey(nil, src, true, m.StackOnly))] = true
+				variant = appendKey(variant[:0], src, true, m.StackOnly)
+				if !a.variants[string(variant)] {
+					a.variants[string(variant)] = true
+				}
 			}
 			if mw := src.GetMaxWait(); mw != nil {
 				lo, hi := src.GetMinWait().AsDuration(), mw.AsDuration()
@@ -237,7 +240,7 @@ func MergeGoroutinesWith(pods []PodGoroutines, o GoroutineOptions) *MergedGorout
 			}
 		}
 		t.Total = p.Summary.GetTotal()
-		if p.Summary == nil || t.Total < t.Matched {
+		if t.Total < t.Matched {
 			t.Total = t.Matched
 		}
 		m.Total += t.Total
@@ -263,6 +266,9 @@ func MergeGoroutinesWith(pods []PodGoroutines, o GoroutineOptions) *MergedGorout
 		}
 	}
 
+	slices.SortFunc(order, func(x, y *acc) int {
+		return cmp.Or(cmp.Compare(y.g.Total, x.g.Total), cmp.Compare(x.g.Key, y.g.Key))
+	})
 	for _, a := range order {
 		g := a.g
 		g.Pods = len(a.perPod)
@@ -274,51 +280,40 @@ func MergeGoroutinesWith(pods []PodGoroutines, o GoroutineOptions) *MergedGorout
 		rep := ""
 		counts := make([]int64, len(pods))
 		for i, p := range pods {
-			counts[i] = a.perPod[p.Pod]
-			if _, ok := a.perPod[p.Pod]; ok && (rep == "" || counts[i] > a.perPod[rep]) {
-				rep = p.Pod
+			c, ok := a.perPod[p.Pod]
+			counts[i] = c
+			if ok {
+				g.Counts = append(g.Counts, PodCount{Pod: p.Pod, Count: c})
+				if rep == "" || c > a.perPod[rep] {
+					rep = p.Pod
+				}
 			}
 		}
 		setShape(g, a.biggest[rep])
 		sc := sortedCopy(counts)
 		g.Min, g.Median, g.Max = sc[0], median(sc), sc[len(sc)-1]
-		for _, p := range pods {
-			if c, ok := a.perPod[p.Pod]; ok {
-				g.Counts = append(g.Counts, PodCount{Pod: p.Pod, Count: c})
-			}
-		}
 		slices.SortFunc(g.Counts, func(x, y PodCount) int {
 			return cmp.Or(cmp.Compare(y.Count, x.Count), cmp.Compare(x.Pod, y.Pod))
 		})
-	}
-	slices.SortFunc(order, func(x, y *acc) int {
-		return cmp.Or(cmp.Compare(y.g.Total, x.g.Total), cmp.Compare(x.g.Key, y.g.Key))
-	})
-	for _, a := range order {
-		g := a.g
-		outs = append(outs, groupOutliers(g, pods, a.perPod)...)
+		outs = append(outs, groupOutliers(g, pods, a.perPod, sc)...)
 		m.Groups = append(m.Groups, *g)
 	}
 	m.Outliers = append(m.Outliers, outs...)
 	return m
 }
 
-// groupOutliers flags the odd pods of one group and marks them in g.Counts.
-func groupOutliers(g *MergedGroup, pods []PodGoroutines, perPod map[string]int64) []Outlier {
+// groupOutliers flags the odd pods of one group and marks them in g.Counts;
+// sorted is every pod's count of the group (0 without it), sorted.
+func groupOutliers(g *MergedGroup, pods []PodGoroutines, perPod map[string]int64, sorted []int64) []Outlier {
 	n, total := g.Pods, g.OfPods
 	if total < 2 {
 		return nil
 	}
-	counts := make([]int64, len(pods))
-	for i, p := range pods {
-		counts[i] = perPod[p.Pod]
-	}
-	sc := sortedCopy(counts)
 	var out []Outlier
 	mark := map[string]string{}
 	for _, p := range pods {
 		c, has := perPod[p.Pod]
-		o := without(sc, c)
+		o := without(sorted, c)
 		typ := o.typical()
 		var why []string
 		switch {
@@ -390,7 +385,7 @@ func pathName(p triagev1.GoroutinePath) string {
 	if p == triagev1.GoroutinePath_GOROUTINE_PATH_UNSPECIFIED {
 		return ""
 	}
-	return strings.ToLower(strings.TrimPrefix(p.String(), "GOROUTINE_PATH_"))
+	return lowerEnum(p.String(), "GOROUTINE_PATH_")
 }
 
 // appendKey appends the merge identity of g to b, in the manner of

@@ -11,19 +11,6 @@ const (
 	outlierMargin = 10
 )
 
-// median returns the median of sorted values (the mean of the two middle
-// ones for an even count, rounded down); 0 for none.
-func median(sorted []int64) int64 {
-	n := len(sorted)
-	switch {
-	case n == 0:
-		return 0
-	case n%2 == 1:
-		return sorted[n/2]
-	}
-	return (sorted[n/2-1] + sorted[n/2]) / 2
-}
-
 // others describes the values of the other pods than one: the lower and
 // upper of their middle values (equal for an odd number of others) and
 // how many there are.
@@ -32,24 +19,35 @@ type others struct {
 	n      int
 }
 
-// typical is the others' median.
+// typical is the others' median (the mean of the two middle values for an
+// even number, rounded down); 0 for none.
 func (o others) typical() int64 { return o.lo + (o.hi-o.lo)/2 }
+
+// middle returns the middle values of n sorted values, the k-th being
+// at(k).
+func middle(n int, at func(k int) int64) others {
+	if n <= 0 {
+		return others{}
+	}
+	return others{lo: at((n - 1) / 2), hi: at(n / 2), n: n}
+}
+
+// median returns the median of sorted values, as others.typical; 0 for
+// none.
+func median(sorted []int64) int64 {
+	return middle(len(sorted), func(k int) int64 { return sorted[k] }).typical()
+}
 
 // without returns the others of one occurrence of v in sorted (v must be
 // in sorted), in O(log n).
 func without(sorted []int64, v int64) others {
 	j, _ := slices.BinarySearch(sorted, v)
-	n := len(sorted) - 1
-	at := func(k int) int64 {
+	return middle(len(sorted)-1, func(k int) int64 {
 		if k >= j {
 			k++ // skip the removed value
 		}
 		return sorted[k]
-	}
-	if n <= 0 {
-		return others{}
-	}
-	return others{lo: at((n - 1) / 2), hi: at(n / 2), n: n}
+	})
 }
 
 // deviation says whether v is an outlier against the others: "high",

@@ -85,3 +85,22 @@ func TestShortNames(t *testing.T) {
 		}
 	}
 }
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		vs   []int64
+		want int64
+	}{
+		{nil, 0},
+		{[]int64{5}, 5},
+		{[]int64{1, 2, 3}, 2},
+		{[]int64{1, 4}, 2}, // the mean of the middle two, rounded down
+		{[]int64{0, 0, 3, 300}, 1},
+		{[]int64{8, 8, 300}, 8},
+	}
+	for _, tt := range tests {
+		if got := median(sortedCopy(tt.vs)); got != tt.want {
+			t.Errorf("median(%v) = %d, want %d", tt.vs, got, tt.want)
+		}
+	}
+}

@@ -24,22 +24,11 @@ import (
 // client/fleet/testdata; go test -update rewrites them.
 var fleetTestdata = filepath.Join("..", "..", "..", "..", "client", "fleet", "testdata")
 
+// fleetGolden is golden for fleetTestdata/name.golden (golden's names are
+// relative to testdata, hence the "..").
 func fleetGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join(fleetTestdata, name+".golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	golden(t, filepath.Join("..", fleetTestdata, name), got)
 }
 
 // dumpPod reads a real dump from client/fleet/testdata/dumps and groups
@@ -194,22 +183,23 @@ func TestFleetGolden(t *testing.T) {
 }
 
 // TestFleetOddPodMarked checks that the odd pod is the one marked: "!" in
-// plain text, red and unmarked with colour, and that the others are not.
+// plain text, red and unmarked with colour, and that a healthy one is not.
 func TestFleetOddPodMarked(t *testing.T) {
 	explainPods, names := fleetExplainPods()
 	views := []struct {
-		name   string
-		odd    string // the odd pod's short name
-		render func(*bytes.Buffer, Style) error
+		name    string
+		odd     string // the odd pod's short name (or value)
+		healthy string // a healthy pod's short name (or the usual value)
+		render  func(*bytes.Buffer, Style) error
 	}{
-		{"goroutines", "shop-c", func(b *bytes.Buffer, st Style) error {
+		{"goroutines", "shop-c", "shop-a", func(b *bytes.Buffer, st Style) error {
 			return FleetGoroutines(b, fleetShop(t), FleetGoroutineOptions{}, st)
 		}},
-		{"proc", "checkout-7d9f8-c", func(b *bytes.Buffer, st Style) error { return FleetProcs(b, fleetProcRows(), st) }},
-		{"profile", "checkout-7d9f8-c", func(b *bytes.Buffer, st Style) error {
+		{"proc", "checkout-7d9f8-c", "checkout-7d9f8-a", func(b *bytes.Buffer, st Style) error { return FleetProcs(b, fleetProcRows(), st) }},
+		{"profile", "checkout-7d9f8-c", "checkout-7d9f8-a", func(b *bytes.Buffer, st Style) error {
 			return FleetProfile(b, fleetProfileSummary(t), "x.pb.gz", st)
 		}},
-		{"explain", "16 (env)", func(b *bytes.Buffer, st Style) error {
+		{"explain", "16 (env)", "64 (env)", func(b *bytes.Buffer, st Style) error {
 			return FleetExplain(b, fleet.DiffExplain(explainPods), names, st)
 		}},
 	}
@@ -228,6 +218,12 @@ func TestFleetOddPodMarked(t *testing.T) {
 			if !strings.Contains(color.String(), "\x1b["+string(Red)+"m"+v.odd+"\x1b[0m") {
 				t.Errorf("colour does not paint %q red:\n%q", v.odd, color.String())
 			}
+			if strings.Contains(color.String(), v.odd+oddMark) {
+				t.Errorf("colour marks %q with %q too:\n%q", v.odd, oddMark, color.String())
+			}
+			if strings.Contains(plain.String(), v.healthy+oddMark) {
+				t.Errorf("healthy %q is marked:\n%s", v.healthy, plain.String())
+			}
 			for _, line := range strings.Split(plain.String(), "\n") {
 				for _, field := range strings.Fields(line) {
 					if strings.HasSuffix(field, oddMark) && strings.HasPrefix(field, "shop-a") {
@@ -242,8 +238,7 @@ func TestFleetOddPodMarked(t *testing.T) {
 // TestFleetJSONStable checks that the JSON is the same however the pods
 // arrive.
 func TestFleetJSONStable(t *testing.T) {
-	a, b := fleetExplainPods()
-	_ = b
+	a, _ := fleetExplainPods()
 	rev := make([]fleet.PodExplain, len(a))
 	for i := range a {
 		rev[len(a)-1-i] = fleet.PodExplain{Pod: a[i].Pod, Explain: proto.Clone(a[i].Explain).(*triagev1.ExplainResponse), EnvoyVersion: a[i].EnvoyVersion}
