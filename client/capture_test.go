@@ -10,10 +10,13 @@ import (
 	"testing"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/triage-sh/triage/client"
 	triagev1 "github.com/triage-sh/triage/proto/triage/v1"
+	sidecarcapture "github.com/triage-sh/triage/sidecar/capture"
 )
 
 // byteOrder is binary.LittleEndian or binary.BigEndian.
@@ -294,10 +297,14 @@ func (s *scriptedCapture) Capture(_ *triagev1.CaptureRequest, st grpc.ServerStre
 }
 
 // TestCaptureOverGRPC: a capture streamed by a server that knows nothing
-// of the triage-capture codec (this test binary does not register it, as
-// an older sidecar would not) arrives whole through the client's codec,
-// whatever the chunk size.
+// of the triage-capture codec arrives whole through the client's codec,
+// whatever the chunk size. This test binary links the sidecar, which
+// registers that codec, so the server is forced onto the proto codec, as
+// an older sidecar falls back to it.
 func TestCaptureOverGRPC(t *testing.T) {
+	if sidecarcapture.ContentSubtype != "triage-capture" {
+		t.Fatalf("the sidecar's codec is registered as %q, not the triage-capture the client asks for", sidecarcapture.ContentSubtype)
+	}
 	file, _ := stream()
 	for _, chunk := range []int{1 << 10, 32<<10 - 256, 64 << 10} {
 		srv := &scriptedCapture{file: file, chunk: chunk, contentType: make(chan []string, 1)}
@@ -305,7 +312,7 @@ func TestCaptureOverGRPC(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		gs := grpc.NewServer()
+		gs := grpc.NewServer(grpc.ForceServerCodecV2(encoding.GetCodecV2(proto.Name)))
 		triagev1.RegisterCaptureServiceServer(gs, srv)
 		go gs.Serve(l)
 		c := dial(t, client.Options{Addr: l.Addr().String(), Insecure: true})

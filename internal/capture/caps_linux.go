@@ -23,9 +23,8 @@ func packetSocket(typ int) (int, error) {
 		return fd, err
 	}
 	runtime.LockOSThread()
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData // version 3 takes two
-	if cerr := unix.Capget(&hdr, &data[0]); cerr != nil || data[0].Permitted&(1<<unix.CAP_NET_RAW) == 0 {
+	hdr, data, cerr := capget()
+	if cerr != nil || data[0].Permitted&(1<<unix.CAP_NET_RAW) == 0 {
 		runtime.UnlockOSThread()
 		return -1, err
 	}
@@ -48,10 +47,17 @@ func packetSocket(typ int) (int, error) {
 // set for the socket alone, see packetSocket). It asks the kernel directly
 // (capget), with no file to read.
 func NetRawPermitted() (bool, error) {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
+	_, data, err := capget()
+	if err != nil {
 		return false, err
 	}
 	return data[0].Permitted&(1<<unix.CAP_NET_RAW) != 0, nil
+}
+
+// capget reads the calling thread's capability sets; hdr is what capset
+// takes back.
+func capget() (hdr unix.CapUserHeader, data [2]unix.CapUserData, err error) {
+	hdr.Version = unix.LINUX_CAPABILITY_VERSION_3 // version 3 takes two data words
+	err = unix.Capget(&hdr, &data[0])
+	return hdr, data, err
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/triage-sh/triage/sidecar"
 	"github.com/triage-sh/triage/sidecar/capability"
 	"github.com/triage-sh/triage/sidecar/capture"
+	"github.com/triage-sh/triage/sidecar/sidecartest"
 )
 
 // startUnixSidecar serves the real sidecar in-process on a Unix socket
@@ -31,39 +32,20 @@ func startUnixSidecar(b *testing.B) *client.Client {
 	b.Helper()
 	dir := b.TempDir()
 	sock := filepath.Join(dir, "s.sock")
-	policy := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(policy, []byte("bindings:\n  - identities: [\"uid:0\"]\n    roles: [capturer]\n"), 0o600); err != nil {
-		b.Fatal(err)
-	}
 	o := sidecar.DefaultOptions()
 	o.Addr = ""
 	o.UnixSocket = sock
 	o.InsecureLocal = true
-	o.PolicyFile = policy
+	o.PolicyFile = capturerPolicy(b, dir)
 	co := capture.DefaultOptions()
 	co.MaxBytes = 64 << 30 // as the report runs it: captures end by StopCapture
 	caps := []capability.Capability{{
 		Name:     "capture",
 		Register: func(s grpc.ServiceRegistrar, d capability.Deps) (func(), error) { return capture.Register(s, d, co) },
 	}}
-	srv, err := sidecar.New(sidecar.Config{Options: o, Capabilities: caps, Logger: slog.New(slog.DiscardHandler), AuditWriter: io.Discard})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("sidecar did not listen on %s", sock)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return dialBench(b, sock)
+	// New listens: the socket is there once Serve has started.
+	sidecartest.Serve(b, sidecar.Config{Options: o, Capabilities: caps, Logger: slog.New(slog.DiscardHandler), AuditWriter: io.Discard})
+	return dialUnix(b, sock)
 }
 
 // startSidecarProcess runs the sidecar binary bin as the capture report
@@ -74,11 +56,7 @@ func startSidecarProcess(b *testing.B, bin string) *client.Client {
 	b.Helper()
 	dir := b.TempDir()
 	sock := filepath.Join(dir, "s.sock")
-	policy := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(policy, []byte("bindings:\n  - identities: [\"uid:0\"]\n    roles: [capturer]\n"), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--insecure-local", "--addr", "", "--unix-socket", sock, "--policy-file", policy,
+	cmd := exec.Command(bin, "--insecure-local", "--addr", "", "--unix-socket", sock, "--policy-file", capturerPolicy(b, dir),
 		"--audit-log", filepath.Join(dir, "audit.log"), "--capture-max-bytes", "68719476736", "--capture-max-duration", "10m")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -94,17 +72,7 @@ func startSidecarProcess(b *testing.B, bin string) *client.Client {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return dialBench(b, sock)
-}
-
-func dialBench(b *testing.B, sock string) *client.Client {
-	b.Helper()
-	c, err := client.Dial(context.Background(), client.Options{Addr: "unix://" + sock, Insecure: true, Timeout: 30 * time.Second})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close() })
-	return c
+	return dialUnix(b, sock)
 }
 
 // bulkTCP pumps a loopback TCP connection in 256 KiB writes until ctx ends

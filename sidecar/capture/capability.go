@@ -93,7 +93,7 @@ func Register(s grpc.ServiceRegistrar, d capability.Deps, o Options) (func(), er
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	srv := newServer(o, d)
+	srv := newServer(o)
 	triagev1.RegisterCaptureServiceServer(s, srv)
 	if d.Contribute != nil {
 		d.Contribute(srv.explain)

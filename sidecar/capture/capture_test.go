@@ -655,10 +655,7 @@ func childSidecarProcess(t *testing.T, wrap []string) (sock string, cmd *exec.Cm
 	t.Helper()
 	dir := t.TempDir()
 	sock = filepath.Join(dir, "s.sock")
-	policy := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(policy, []byte("bindings:\n  - identities: [\"uid:0\"]\n    roles: [capturer]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	policy := capturerPolicy(t, dir)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -690,7 +687,18 @@ func childSidecarProcess(t *testing.T, wrap []string) (sock string, cmd *exec.Cm
 	}
 }
 
-func dialUnix(t *testing.T, sock string) *client.Client {
+// capturerPolicy writes a policy making uid 0 a capturer into dir and
+// returns its path.
+func capturerPolicy(t testing.TB, dir string) string {
+	t.Helper()
+	policy := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(policy, []byte("bindings:\n  - identities: [\"uid:0\"]\n    roles: [capturer]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return policy
+}
+
+func dialUnix(t testing.TB, sock string) *client.Client {
 	t.Helper()
 	c, err := client.Dial(context.Background(), client.Options{Addr: "unix://" + sock, Insecure: true, Timeout: 30 * time.Second})
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 // chunkQueue holds the pcapng chunks assembled by the ring reader until the
 // stream writer sends them. The reader admits a packet only while the
 // queued chunks and the one being filled stay within the budget (see
-// capturing.admit), so memory is bounded: when a slow client lets the
+// capturing.add), so memory is bounded: when a slow client lets the
 // queue fill, new packets are refused and counted as stream drops, and the
 // kernel ring keeps draining (kernel drops then mean the kernel, stream
 // drops mean the client). Sent chunks come back to a free list, so a

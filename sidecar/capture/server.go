@@ -51,7 +51,6 @@ const isbReserve = 80
 type server struct {
 	triagev1.UnimplementedCaptureServiceServer
 	o     Options
-	d     capability.Deps
 	slots chan struct{}
 
 	mu      sync.Mutex
@@ -71,8 +70,8 @@ type run struct {
 
 func (r *run) requestStop() { r.once.Do(func() { close(r.stop) }) }
 
-func newServer(o Options, d capability.Deps) *server {
-	return &server{o: o, d: d, slots: make(chan struct{}, o.MaxConcurrent), running: map[string]*run{}}
+func newServer(o Options) *server {
+	return &server{o: o, slots: make(chan struct{}, o.MaxConcurrent), running: map[string]*run{}}
 }
 
 func (s *server) close() {
@@ -601,7 +600,7 @@ func (c *capturing) begin(start time.Time) error {
 			}
 		}
 	}
-	return c.flushWriter()
+	return c.ng.Flush()
 }
 
 func (c *capturing) intf(name string) pcapgo.NgInterface {
@@ -669,12 +668,8 @@ func (c *capturing) end(start, end time.Time, st capture.Stats, streamDrops uint
 			return err
 		}
 	}
-	return c.flushWriter()
+	return c.ng.Flush()
 }
-
-// flushWriter moves the pcapng writer's buffer into the chunks, so the
-// chunker's byte count is exact.
-func (c *capturing) flushWriter() error { return c.ng.Flush() }
 
 // progress sends the running counters between chunks.
 func (c *capturing) progress(start, now time.Time) error {
