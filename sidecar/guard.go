@@ -202,13 +202,12 @@ func (g *guard) authorize(ctx context.Context, id Identity, c *call) error {
 	if auth.Grants(roles, c.perm) {
 		return nil
 	}
+	need, _ := auth.MinimalRole(c.perm)
 	if c.kube != nil {
-		need, _ := auth.MinimalRole(c.perm)
 		return status.Errorf(codes.PermissionDenied,
 			"%s may not call %s: it needs permission %s, which the token of ServiceAccount %s (or a higher tier) carries; the triage CLI mints it for commands that need it",
 			id.Name, c.rec.Method, permissionName(c.perm), auth.TierServiceAccount(need))
 	}
-	need, _ := auth.MinimalRole(c.perm)
 	have := "no roles"
 	if len(roles) > 0 {
 		names := make([]string, len(roles))
@@ -233,7 +232,7 @@ func (g *guard) roles(id Identity) []auth.Role {
 	if g.policy != nil {
 		roles = g.policy.Roles(id.Name)
 	}
-	if id.Method == "kube-jwks" && g.kube != nil && g.kube.tiers != nil {
+	if id.Method == methodKubeJWKS && g.kube != nil && g.kube.tiers != nil {
 		for _, r := range g.kube.tiers.Roles(id.Name) {
 			if !slices.Contains(roles, r) {
 				roles = append(roles, r)

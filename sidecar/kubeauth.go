@@ -21,13 +21,16 @@ const (
 	kubeAuthTokenReview = "tokenreview"
 )
 
+// methodKubeJWKS is the Identity.Method of a caller whose token was
+// verified offline; only those get the tier ServiceAccounts' roles.
+const methodKubeJWKS = "kube-" + kubeAuthJWKS
+
 // kubeAuth authenticates callers by Kubernetes ServiceAccount tokens with
 // triage's audience. In jwks mode the token is verified offline and the
 // identity's roles come from the tier ServiceAccounts (and the policy file,
 // if any); in tokenreview mode the API server authenticates the token and
 // a SubjectAccessReview decides each call.
 type kubeAuth struct {
-	mode   string
 	jwks   *auth.JWKSVerifier
 	review kubeReviewer
 	// tiers grants the tier ServiceAccounts their roles (jwks mode).
@@ -82,7 +85,7 @@ func newKubeAuth(o Options) (*kubeAuth, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &kubeAuth{mode: o.KubeAuth}
+	k := &kubeAuth{}
 	switch o.KubeAuth {
 	case kubeAuthJWKS:
 		if k.jwks, err = auth.NewJWKSVerifier(auth.JWKSConfig{
@@ -116,10 +119,10 @@ func (k *kubeAuth) authenticate(ctx context.Context, tok string) (Identity, *aut
 	)
 	if k.jwks != nil {
 		id, err = k.jwks.Verify(ctx, tok)
-		method = "kube-jwks"
+		method = methodKubeJWKS
 	} else {
 		id, err = k.review.Authenticate(ctx, tok)
-		method = "kube-tokenreview"
+		method = "kube-" + kubeAuthTokenReview
 	}
 	if err != nil {
 		return Identity{}, nil, kubeStatus(err)

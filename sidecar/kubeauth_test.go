@@ -5,6 +5,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -90,10 +92,14 @@ func (f *fakeIssuer) token(t *testing.T, ns, sa, aud string) string {
 // says Unavailable (not Unauthenticated) when the keys cannot be fetched.
 func TestKubeJWKSAuth(t *testing.T) {
 	iss := newFakeIssuer(t)
-	s := startServer(t, newPKI(t), func(o *Options) {
+	// jwksOnly: plaintext loopback, Kubernetes tokens the only credentials.
+	jwksOnly := func(o *Options) {
 		o.TLSCert, o.TLSKey, o.ClientCA, o.PolicyFile, o.TokensFile = "", "", "", "", ""
 		o.InsecureLocal = true
 		o.KubeAuth, o.KubeAPIServer, o.KubeTokenFile, o.KubeCAFile = "jwks", iss.srv.URL, "", ""
+	}
+	s := startServer(t, newPKI(t), func(o *Options) {
+		jwksOnly(o)
 		o.PodNamespace = "shop"
 	})
 	explain := func(tok string) error {
@@ -107,7 +113,7 @@ func TestKubeJWKSAuth(t *testing.T) {
 		}
 		for {
 			if _, err := stream.Recv(); err != nil {
-				if err.Error() == "EOF" {
+				if errors.Is(err, io.EOF) {
 					return nil
 				}
 				return err
@@ -162,11 +168,7 @@ func TestKubeJWKSAuth(t *testing.T) {
 	if err := explain(viewer); err != nil {
 		t.Errorf("known key while the API server is down: %v", err)
 	}
-	cold := startServer(t, newPKI(t), func(o *Options) {
-		o.TLSCert, o.TLSKey, o.ClientCA, o.PolicyFile, o.TokensFile = "", "", "", "", ""
-		o.InsecureLocal = true
-		o.KubeAuth, o.KubeAPIServer, o.KubeTokenFile, o.KubeCAFile = "jwks", iss.srv.URL, "", ""
-	})
+	cold := startServer(t, newPKI(t), jwksOnly)
 	_, err = triagev1.NewExplainServiceClient(dial(t, cold.addr, nil, viewer)).Explain(testCtx(t), &triagev1.ExplainRequest{})
 	if code(err) != codes.Unavailable {
 		t.Errorf("no keys and the API server down: %v; want Unavailable", err)

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"crypto/tls"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -25,12 +26,12 @@ func TestTLSAddr(t *testing.T) {
 		t.Fatalf("listening on %v; want --addr and --tls-addr", addrs)
 	}
 	plain, tlsAddr := addrs[0].String(), addrs[1].String()
-	explain := func(target string, cfg bool, id, tok string) error {
-		c := dial(t, target, nil, tok)
-		if cfg {
-			c = dial(t, target, p.clientTLS(t, id, nil, auth.IssueOptions{}), tok)
+	explain := func(target string, useTLS bool, id, tok string) error {
+		var cfg *tls.Config
+		if useTLS {
+			cfg = p.clientTLS(t, id, nil, auth.IssueOptions{})
 		}
-		_, err := triagev1.NewExplainServiceClient(c).Explain(testCtx(t), &triagev1.ExplainRequest{})
+		_, err := triagev1.NewExplainServiceClient(dial(t, target, cfg, tok)).Explain(testCtx(t), &triagev1.ExplainRequest{})
 		return err
 	}
 	if err := explain(plain, false, "", tokViewer); err != nil {

@@ -132,12 +132,10 @@ func newFlagSet(name string) *pflag.FlagSet {
 // parse parses args into fs. With -h or --help it calls usage and reports
 // done; flag errors and positional arguments are usage errors.
 func parse(fs *pflag.FlagSet, args []string, usage func()) (done bool, err error) {
+	// With help defined, pflag never answers ErrHelp: -h and --help are
+	// read below like any flag.
 	fs.BoolP("help", "h", false, "help for "+fs.Name())
-	switch err := fs.Parse(args); {
-	case errors.Is(err, pflag.ErrHelp):
-		usage()
-		return true, nil
-	case err != nil:
+	if err := fs.Parse(args); err != nil {
 		return false, usageError{err}
 	}
 	if help, _ := fs.GetBool("help"); help {

@@ -116,8 +116,10 @@ func checkKubeName(s string) error {
 // quoteShort quotes s for an error message, truncated to 64 bytes and with
 // non-printable characters escaped, so hostile input cannot flood or forge a
 // log line.
-func quoteShort(s string) string {
-	const max = 64
+func quoteShort(s string) string { return quoteBounded(s, 64) }
+
+// quoteBounded quotes s, truncated to max bytes.
+func quoteBounded(s string, max int) string {
 	if len(s) > max {
 		return fmt.Sprintf("%q...", strings.ToValidUTF8(s[:max], ""))
 	}

@@ -244,7 +244,7 @@ func NewJWKSVerifier(cfg JWKSConfig) (*JWKSVerifier, error) {
 	if v.client == nil {
 		v.client, err = apiServerClient(cfg.CAFile)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("kubernetes JWKS: %w", err)
 		}
 	}
 	return v, nil
@@ -285,11 +285,11 @@ func apiServerClient(caFile string) (*http.Client, error) {
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
-			return nil, fmt.Errorf("kubernetes JWKS: read API server CA: %w; in a pod it is /var/run/secrets/kubernetes.io/serviceaccount/ca.crt (automountServiceAccountToken must not be false)", err)
+			return nil, fmt.Errorf("read API server CA: %w; in a pod it is /var/run/secrets/kubernetes.io/serviceaccount/ca.crt (automountServiceAccountToken must not be false)", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kubernetes JWKS: API server CA %s holds no PEM certificate; point it at the cluster's ca.crt", caFile)
+			return nil, fmt.Errorf("API server CA %s holds no PEM certificate; point it at the cluster's ca.crt", caFile)
 		}
 		tr.TLSClientConfig.RootCAs = pool
 	}

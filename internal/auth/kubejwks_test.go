@@ -819,6 +819,23 @@ func TestJWKSVerifiedCache(t *testing.T) {
 	if _, err := v.Verify(ctx, tok); err != nil {
 		t.Errorf("within the cache's minute: %v", err)
 	}
+	// The check above passes without a cache too (the loaded key set still
+	// holds rsa-1); on a second verifier the key set is fetched again
+	// without rsa-1 within the minute, and only the cache accepts tok.
+	f2 := newFakeAPIServer(t, pubJWK(t, k.rsa1, "rsa-1"))
+	v2, clk2 := newTestVerifier(t, f2, nil)
+	cachedTok := sign(t, jose.RS256, k.rsa1, "rsa-1", saClaims(clk2.Now()))
+	if _, err := v2.Verify(ctx, cachedTok); err != nil {
+		t.Fatal(err)
+	}
+	f2.setKeys(pubJWK(t, k.rsa2, "rsa-2"))
+	clk2.Advance(DefaultMinRefreshInterval)
+	if _, err := v2.Verify(ctx, sign(t, jose.RS256, k.rsa2, "rsa-2", saClaims(clk2.Now()))); err != nil || f2.jwks.Load() != 2 {
+		t.Fatalf("refetch for rsa-2: %v, %d fetches; want the key set fetched again", err, f2.jwks.Load())
+	}
+	if _, err := v2.Verify(ctx, cachedTok); err != nil {
+		t.Errorf("within the cache's minute, after a refetch without its key: %v", err)
+	}
 	fetches := v.Fetches()
 	clk.Advance(maxKeySetAge)
 	if _, err := v.Verify(ctx, tok); !errors.As(err, &te) || te.Reason != ReasonUnknownKey {

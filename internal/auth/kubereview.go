@@ -191,12 +191,7 @@ func (r *KubeReviewer) identityFrom(st TokenReviewStatus) (KubeIdentity, error) 
 	if ns, name, ok := splitServiceAccountUsername(u.Username); ok {
 		id.Namespace, id.ServiceAccount, id.ServiceAccountUID = ns, name, u.UID
 	}
-	if len(u.Extra) > 0 {
-		id.Extra = make(map[string][]string, len(u.Extra))
-		for k, v := range u.Extra {
-			id.Extra[k] = slices.Clone(v)
-		}
-	}
+	id.Extra = cloneExtra(u.Extra)
 	first := func(k string) string {
 		if v := u.Extra[k]; len(v) > 0 {
 			return v[0]
@@ -240,12 +235,7 @@ func (r *KubeReviewer) Authorize(ctx context.Context, id KubeIdentity, perm tria
 			Name:        r.cfg.PodName,
 		},
 	}
-	if len(id.Extra) > 0 {
-		spec.Extra = make(map[string][]string, len(id.Extra))
-		for k, v := range id.Extra {
-			spec.Extra[k] = slices.Clone(v)
-		}
-	}
+	spec.Extra = cloneExtra(id.Extra)
 	st, err := r.cfg.Client.CreateSubjectAccessReview(ctx, spec)
 	if err != nil {
 		return false, "", reviewErr("SubjectAccessReview", "subjectaccessreviews", err)
@@ -280,37 +270,34 @@ func reviewErr(kind, resource string, err error) error {
 }
 
 // quoteLong quotes an API server message, bounded to 512 bytes.
-func quoteLong(s string) string {
-	const max = 512
-	if len(s) > max {
-		return fmt.Sprintf("%q...", strings.ToValidUTF8(s[:max], ""))
-	}
-	return fmt.Sprintf("%q", s)
-}
+func quoteLong(s string) string { return quoteBounded(s, 512) }
 
 // decisionKey hashes everything a SubjectAccessReview depends on, with
 // length prefixes so distinct inputs cannot collide by concatenation.
 func decisionKey(id KubeIdentity, sub string) [32]byte {
 	h := sha256.New()
-	write := func(s string) {
-		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+	var n [8]byte
+	writeLen := func(l int) {
+		binary.BigEndian.PutUint64(n[:], uint64(l))
 		h.Write(n[:])
+	}
+	write := func(s string) {
+		writeLen(len(s))
 		h.Write([]byte(s))
 	}
 	write("subjectaccessreview")
 	write(sub)
 	write(id.Username)
 	write(id.ServiceAccountUID)
-	write(fmt.Sprint(len(id.Groups)))
+	writeLen(len(id.Groups))
 	for _, g := range id.Groups {
 		write(g)
 	}
 	keys := slices.Sorted(maps.Keys(id.Extra))
-	write(fmt.Sprint(len(keys)))
+	writeLen(len(keys))
 	for _, k := range keys {
 		write(k)
-		write(fmt.Sprint(len(id.Extra[k])))
+		writeLen(len(id.Extra[k]))
 		for _, v := range id.Extra[k] {
 			write(v)
 		}
@@ -324,14 +311,20 @@ func decisionKey(id KubeIdentity, sub string) [32]byte {
 func (id KubeIdentity) clone() KubeIdentity {
 	id.Groups = slices.Clone(id.Groups)
 	id.Audience = slices.Clone(id.Audience)
-	if id.Extra != nil {
-		extra := make(map[string][]string, len(id.Extra))
-		for k, v := range id.Extra {
-			extra[k] = slices.Clone(v)
-		}
-		id.Extra = extra
-	}
+	id.Extra = cloneExtra(id.Extra)
 	return id
+}
+
+// cloneExtra deep-copies a user's extra information; empty is nil.
+func cloneExtra(m map[string][]string) map[string][]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string][]string, len(m))
+	for k, v := range m {
+		out[k] = slices.Clone(v)
+	}
+	return out
 }
 
 // ttlCache is a bounded map with per-entry expiry; when full, the least

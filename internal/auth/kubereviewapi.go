@@ -124,7 +124,7 @@ func NewReviewHTTP(cfg ReviewHTTPConfig) (ReviewAPI, error) {
 	}
 	if r.client == nil {
 		if r.client, err = apiServerClient(cfg.CAFile); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("kubernetes review: %w", err)
 		}
 	}
 	return r, nil
