@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -63,7 +62,8 @@ func (k *Kube) Dial(ctx context.Context, pod Pod, tier string) (*client.Client, 
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("pod %s: %w", pod, err), fw.close())
 	}
-	closeAll := onceFunc(func() error { return errors.Join(c.Close(), fw.close()) })
+	// Both closes are idempotent, so closeAll is too.
+	closeAll := func() error { return errors.Join(c.Close(), fw.close()) }
 	if err := probe(ctx, c); err != nil {
 		switch remote, lost := fw.failure(time.Second); {
 		case remote != "":
@@ -93,16 +93,15 @@ func (k *Kube) dialDirect(ctx context.Context, pod Pod, port int, tok string) (*
 	if err != nil {
 		return nil, nil, fmt.Errorf("pod %s: %w", pod, err)
 	}
-	closeC := onceFunc(c.Close)
 	if err := probe(ctx, c); err != nil {
 		if status.Code(err) == codes.Unavailable {
 			err = fmt.Errorf("%s in %s is not reachable at %s: is it listening on the pod IP (not only loopback), and does a NetworkPolicy allow you? Or drop --direct. (%s)", k.Flags.Container, pod, o.Addr, client.Describe(err))
 		} else {
 			err = fmt.Errorf("pod %s: %w", pod, err)
 		}
-		return nil, nil, errors.Join(err, closeC())
+		return nil, nil, errors.Join(err, c.Close())
 	}
-	return c, closeC, nil
+	return c, c.Close, nil
 }
 
 // probe checks the sidecar answers. Any answer but Unavailable means it
@@ -159,15 +158,4 @@ func (k *Kube) forwardError(pod Pod, err error) error {
 		return fmt.Errorf("port-forward to %s: the pod is gone: run the command again: %w", pod, err)
 	}
 	return fmt.Errorf("port-forward to %s: %w", pod, err)
-}
-
-// onceFunc returns a func that runs f once and returns its result on every
-// call.
-func onceFunc(f func() error) func() error {
-	var once sync.Once
-	var err error
-	return func() error {
-		once.Do(func() { err = f() })
-		return err
-	}
 }

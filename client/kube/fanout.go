@@ -186,12 +186,14 @@ func FanOut[T any](ctx context.Context, pods []Pod, opts FanOutOptions, fn func(
 		ctx, cancel = context.WithTimeoutCause(ctx, opts.Timeout, fmt.Errorf("%w: the fleet timeout of %s (--fleet-timeout) passed", context.DeadlineExceeded, opts.Timeout))
 		defer cancel()
 	}
+	prog := newProgress(opts, len(pods))
 	results := make([]Result[T], len(pods))
 	runnable := 0
 	for i, p := range pods {
 		results[i].Pod = p
 		if p.Skip != "" {
 			results[i].Err = &SkipError{Reason: p.Skip}
+			prog.done(true)
 		} else {
 			runnable++
 		}
@@ -199,12 +201,6 @@ func FanOut[T any](ctx context.Context, pods []Pod, opts FanOutOptions, fn func(
 	var bar *barrier
 	if opts.AlignStart {
 		bar = newBarrier(runnable)
-	}
-	prog := newProgress(opts, len(pods))
-	for _, r := range results {
-		if r.Err != nil {
-			prog.done(true)
-		}
 	}
 	sem := make(chan struct{}, opts.Concurrency)
 	var wg sync.WaitGroup

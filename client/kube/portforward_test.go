@@ -479,6 +479,9 @@ func TestDialCloseLeaksNoGoroutines(t *testing.T) {
 		if err := closeFn(); err != nil {
 			t.Fatalf("close %d: %v", i, err)
 		}
+		if err := closeFn(); err != nil { // a command's defer and its closers may both close
+			t.Fatalf("second close %d: %v", i, err)
+		}
 	}
 	// The fake API server's handlers end with the client's connections.
 	srv.Close()

@@ -37,6 +37,18 @@ var kinds = map[string]Kind{
 	"daemonset.apps": KindDaemonSet, "daemonsets.apps": KindDaemonSet,
 }
 
+// TypedKind returns the kind a TYPE/NAME argument names (pod/web,
+// deploy/web, sts/db, ...); ok is false when arg has no "/" or an unknown
+// TYPE. A command uses it to tell a target from its other arguments.
+func TypedKind(arg string) (kind Kind, ok bool) {
+	typ, _, found := strings.Cut(arg, "/")
+	if !found {
+		return "", false
+	}
+	kind, ok = kinds[strings.ToLower(typ)]
+	return kind, ok
+}
+
 // Target is what a command runs on: one pod, a workload's pods, or the
 // pods a label selector matches.
 type Target struct {

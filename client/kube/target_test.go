@@ -69,6 +69,26 @@ func TestParseTarget(t *testing.T) {
 	}
 }
 
+// TestTypedKind: an argument is a TYPE/NAME target exactly when
+// ParseTarget reads its TYPE, and of the same kind.
+func TestTypedKind(t *testing.T) {
+	for spelling, want := range kinds {
+		for _, arg := range []string{spelling + "/x", strings.ToUpper(spelling) + "/x"} {
+			if got, ok := TypedKind(arg); !ok || got != want {
+				t.Errorf("TypedKind(%q) = %q, %v; want %q", arg, got, ok, want)
+			}
+			if tgt, err := ParseTarget([]string{arg}, ""); err != nil || tgt.Kind != want {
+				t.Errorf("ParseTarget(%q) = %+v, %v; want kind %q", arg, tgt, err, want)
+			}
+		}
+	}
+	for _, arg := range []string{"web", "svc/web", "/web", "", "podx/web", "pod.apps/web"} {
+		if got, ok := TypedKind(arg); ok {
+			t.Errorf("TypedKind(%q) = %q, true; want not a TYPE/NAME target", arg, got)
+		}
+	}
+}
+
 func FuzzParseTarget(f *testing.F) {
 	for _, s := range []string{"web", "pod/web", "deploy/web", "sts/db-0", "ds/x", "svc/y", "deploy/", "/x", "a/b/c", "app=web", "app in (a,b)"} {
 		f.Add(s, "")

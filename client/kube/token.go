@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -13,11 +12,23 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/triage-sh/triage/internal/auth"
 )
 
-// Tiers are the roles a command may need, least to most privileged; the
-// tier ServiceAccount of tier t is "triage-" + t.
-var Tiers = []string{"viewer", "profiler", "capturer", "operator"}
+// Tiers are the roles a command may need, least to most privileged
+// (internal/auth's roles); the tier ServiceAccount of tier t is
+// [ServiceAccount](t).
+var Tiers = tierNames()
+
+func tierNames() []string {
+	roles := auth.AllRoles()
+	names := make([]string, len(roles))
+	for i, r := range roles {
+		names[i] = string(r)
+	}
+	return names
+}
 
 // TokenExpiration is the lifetime asked of minted tokens: the API's minimum.
 const TokenExpiration = 600 * time.Second
@@ -66,8 +77,10 @@ func NewTokenSource(cs kubernetes.Interface, tierNamespace, audience string) *To
 	}
 }
 
-// ServiceAccount is the tier's ServiceAccount name.
-func ServiceAccount(tier string) string { return "triage-" + tier }
+// ServiceAccount is the tier's ServiceAccount name, "triage-" + tier, the
+// name the sidecar's tier policy and the manifests use ("" for an unknown
+// tier).
+func ServiceAccount(tier string) string { return auth.TierServiceAccount(auth.Role(tier)) }
 
 // MinterRole is the Role that lets its subjects mint the tier's tokens.
 func MinterRole(tier string) string { return "triage-" + tier + "-minter" }
@@ -168,4 +181,4 @@ func (s *TokenSource) mint(ctx context.Context, ns, tier string) (string, error)
 	return tok, nil
 }
 
-func validTier(tier string) bool { return slices.Contains(Tiers, tier) }
+func validTier(tier string) bool { return auth.Role(tier).Valid() }

@@ -60,9 +60,8 @@ the counters that matter, and explains them. Findings come first: resources Envo
 resources still warming, clusters without healthy hosts, routes to missing clusters, expiring
 certificates, circuit breakers that tripped. -o json has counts (listeners, route_configs,
 virtual_hosts, routes, clusters, endpoints, healthy_endpoints, secrets) and findings.`,
-		Args: targetArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			a.takeTarget(args, true)
+		Args: a.targetArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(cmd.Context(), auth.Viewer, func(c *client.Client) error {
 				resp, err := c.EnvoyExplain(cmd.Context())
 				if err != nil {
@@ -90,9 +89,8 @@ secrets replaced by "[redacted]", to stdout or FILE.
 
   triage envoy config --resource dynamic_active_clusters --mask cluster.name
   triage envoy config --eds -w dump.json`,
-		Args: targetArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			a.takeTarget(args, true)
+		Args: a.targetArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(cmd.Context(), auth.Viewer, func(c *client.Client) error {
 				write := func(w io.Writer) error {
 					art, err := c.EnvoyConfigDump(cmd.Context(), &req, w)
@@ -132,9 +130,8 @@ func (a *app) envoyClustersCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "clusters [--name RE] [--endpoints]",
 		Short: "Clusters with healthy/total endpoints, outlier ejections, state and version",
-		Args:  targetArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			a.takeTarget(args, true)
+		Args:  a.targetArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(cmd.Context(), auth.Viewer, func(c *client.Client) error {
 				resp, err := c.EnvoyClusters(cmd.Context(), name)
 				if err != nil {
@@ -156,9 +153,8 @@ func (a *app) envoyListenersCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "listeners",
 		Short: "Listeners, their filter chains, and where each sends traffic",
-		Args:  targetArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			a.takeTarget(args, true)
+		Args:  a.targetArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(cmd.Context(), auth.Viewer, func(c *client.Client) error {
 				resp, err := c.EnvoyListeners(cmd.Context())
 				if err != nil {
@@ -177,9 +173,8 @@ func (a *app) envoyRoutesCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "routes",
 		Short: "Route configurations: virtual hosts and routes in the order Envoy tries them",
-		Args:  targetArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			a.takeTarget(args, true)
+		Args:  a.targetArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(cmd.Context(), auth.Viewer, func(c *client.Client) error {
 				resp, err := c.EnvoyRouteConfigs(cmd.Context())
 				if err != nil {
@@ -198,9 +193,8 @@ func (a *app) envoyCertsCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "certs",
 		Short: "Certificates Envoy holds, with expiry",
-		Args:  targetArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			a.takeTarget(args, true)
+		Args:  a.targetArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(cmd.Context(), auth.Viewer, func(c *client.Client) error {
 				resp, err := c.EnvoyCertificates(cmd.Context())
 				if err != nil {
@@ -227,9 +221,8 @@ func (a *app) envoyStatsCommand() *cobra.Command {
 --max of them (and at most the sidecar's --envoy-max-stats).
 
   triage envoy stats --filter 'cluster\..*\.upstream_rq_5xx$' --used-only`,
-		Args: targetArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			a.takeTarget(args, true)
+		Args: a.targetArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			switch format {
 			case "text":
 				req.Format = triagev1.EnvoyStatsFormat_ENVOY_STATS_FORMAT_TEXT
@@ -265,9 +258,8 @@ func (a *app) envoyServerInfoCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "server-info",
 		Short: "Envoy's version, state, readiness, uptime, node and memory",
-		Args:  targetArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			a.takeTarget(args, true)
+		Args:  a.targetArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(cmd.Context(), auth.Viewer, func(c *client.Client) error {
 				resp, err := c.EnvoyServerInfo(cmd.Context())
 				if err != nil {
@@ -297,9 +289,8 @@ chooses the route configurations of the listeners on that port.
 
   triage envoy route --host reviews.default.svc.cluster.local:9080 --path /reviews/1
   triage envoy route --host shop.example.com --path /api --header x-canary=true`,
-		Args: targetArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			a.takeTarget(args, true)
+		Args: a.targetArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			if req.Host == "" {
 				return usageError{"--host is required"}
 			}
@@ -421,9 +412,8 @@ func (a *app) envoyResetCountersCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "reset-counters",
 		Short: "Zero Envoy's counters (operator)",
-		Args:  targetArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			a.takeTarget(args, true)
+		Args:  a.targetArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(cmd.Context(), auth.Operator, func(c *client.Client) error {
 				if err := c.EnvoyResetCounters(cmd.Context()); err != nil {
 					return err
@@ -460,9 +450,8 @@ TapConfig (JSON, or @FILE); without it every request is tapped. The tap ends at 
 or --max-bytes, each capped by the sidecar.
 
   triage envoy tap --config-id http_tap --duration 10s -w - | jq .http_buffered_trace.request`,
-		Args: targetArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			a.takeTarget(args, true)
+		Args: a.targetArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			switch {
 			case req.ConfigId == "":
 				return usageError{"--config-id is required: the admin config_id of a tap filter in Envoy's config"}

@@ -13,9 +13,8 @@ func (a *app) explainCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "explain [pod/NAME | deploy/NAME | sts/NAME | ds/NAME | -l SELECTOR]",
 		Short: "What does this pod believe? Findings, build, caller, capabilities, certificates, settings, processes",
-		Args:  targetArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			a.takeTarget(args, true)
+		Args:  a.targetArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			if a.fleetMode() {
 				return a.fleetExplain(cmd.Context())
 			}

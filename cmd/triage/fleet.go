@@ -107,8 +107,14 @@ func preflight(ctx context.Context, k *kube.Kube, tier auth.Role) error {
 	return nil
 }
 
-// podKey names a pod in merged results: "namespace/name".
-func podKey(p kube.Pod) string { return p.Namespace + "/" + p.Name }
+// values returns the results' values, in order.
+func values[T any](results []kube.Result[T]) []T {
+	vs := make([]T, len(results))
+	for i, r := range results {
+		vs[i] = r.Value
+	}
+	return vs
+}
 
 // fleetGoroutines merges the goroutine groups of every pod.
 func (a *app) fleetGoroutines(ctx context.Context, req *goroutinesRequest) error {
@@ -122,16 +128,12 @@ func (a *app) fleetGoroutines(ctx context.Context, req *goroutinesRequest) error
 	}
 	results, ferr := fanOut(ctx, a, auth.Viewer, false, func(ctx context.Context, p kube.Pod, c *client.Client, _ *kube.Slot) (fleet.PodGoroutines, error) {
 		sum, groups, err := c.Goroutines(ctx, r)
-		return fleet.PodGoroutines{Pod: podKey(p), Summary: sum, Groups: groups}, err
+		return fleet.PodGoroutines{Pod: p.String(), Summary: sum, Groups: groups}, err
 	})
 	if results == nil {
 		return ferr
 	}
-	pods := make([]fleet.PodGoroutines, len(results))
-	for i, r := range results {
-		pods[i] = r.Value
-	}
-	m := fleet.MergeGoroutines(pods)
+	m := fleet.MergeGoroutines(values(results))
 	var err error
 	if a.json() {
 		err = render.WriteFleetJSON(a.stdout, m)
@@ -145,15 +147,15 @@ func (a *app) fleetGoroutines(ctx context.Context, req *goroutinesRequest) error
 func (a *app) fleetExplain(ctx context.Context) error {
 	results, ferr := fanOut(ctx, a, auth.Viewer, false, func(ctx context.Context, p kube.Pod, c *client.Client, _ *kube.Slot) (fleet.PodExplain, error) {
 		resp, err := c.Explain(ctx)
-		return fleet.PodExplain{Pod: podKey(p), Explain: resp}, err
+		return fleet.PodExplain{Pod: p.String(), Explain: resp}, err
 	})
 	if results == nil {
 		return ferr
 	}
-	pods := make([]fleet.PodExplain, len(results))
-	names := make([]string, len(results))
-	for i, r := range results {
-		pods[i], names[i] = r.Value, r.Value.Pod
+	pods := values(results)
+	names := make([]string, len(pods))
+	for i, p := range pods {
+		names[i] = p.Pod
 	}
 	d := fleet.DiffExplain(pods)
 	var err error
@@ -173,7 +175,7 @@ func (a *app) fleetProc(ctx context.Context) error {
 			return fleet.PodProc{}, err
 		}
 		restarts := p.Restarts
-		pp := fleet.PodProc{Pod: podKey(p), List: list, Restarts: &restarts}
+		pp := fleet.PodProc{Pod: p.String(), List: list, Restarts: &restarts}
 		if sel := fleet.SelectProcess(list); sel != nil {
 			if pp.Process, err = c.GetProcess(ctx, int(sel.GetPid()), false); err != nil {
 				return fleet.PodProc{}, err
@@ -184,11 +186,7 @@ func (a *app) fleetProc(ctx context.Context) error {
 	if results == nil {
 		return ferr
 	}
-	pods := make([]fleet.PodProc, len(results))
-	for i, r := range results {
-		pods[i] = r.Value
-	}
-	rows := fleet.ProcRows(pods)
+	rows := fleet.ProcRows(values(results))
 	var err error
 	if a.json() {
 		err = render.WriteFleetJSON(a.stdout, rows)
@@ -224,17 +222,16 @@ func (a *app) fleetProfile(ctx context.Context, f profileFlags, req *triagev1.Pr
 		if err != nil {
 			return fleet.PodProfile{}, err
 		}
-		return fleet.PodProfile{Pod: podKey(p), Data: w.buf}, nil
+		return fleet.PodProfile{Pod: p.String(), Data: w.buf}, nil
 	})
 	if results == nil {
 		return ferr
 	}
-	pods := make([]fleet.PodProfile, len(results))
-	for i, r := range results {
-		pods[i] = r.Value
+	pods := values(results)
+	for _, p := range pods {
 		if f.perPodDir != "" {
-			file := filepath.Join(f.perPodDir, strings.ReplaceAll(r.Value.Pod, "/", "_")+".pb.gz")
-			data := r.Value.Data
+			file := filepath.Join(f.perPodDir, strings.ReplaceAll(p.Pod, "/", "_")+".pb.gz")
+			data := p.Data
 			if err := writeFileAtomic(file, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
 				return err
 			}

@@ -64,9 +64,8 @@ with the odd pod out marked.
 
 -o json prints {"total": N, "matched": M, ..., "groups": [{"count", "state",
 "frames": [{"function", "file", "line"}, ...]}, ...]}, innermost frame first.`,
-		Args: targetArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			a.takeTarget(args, true)
+		Args: a.targetArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			req, err := a.goroutinesValidate(cmd, f)
 			if err != nil {
 				return err

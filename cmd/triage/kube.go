@@ -32,27 +32,19 @@ func (a *app) addKubeFlags(f *pflag.FlagSet) {
 	f.StringVarP(&a.kube.selector, "selector", "l", "", "ask every pod matching this label selector (with -n)")
 }
 
-// targetKinds are the prefixes that make an argument a Kubernetes target.
-var targetKinds = []string{"pod/", "po/", "pods/", "deploy/", "deployment/", "deployments/", "deployment.apps/",
-	"sts/", "statefulset/", "statefulsets/", "statefulset.apps/", "ds/", "daemonset/", "daemonsets/", "daemonset.apps/"}
-
 // isTargetArg reports whether s names a Kubernetes object (TYPE/NAME).
 func isTargetArg(s string) bool {
-	l := strings.ToLower(s)
-	for _, k := range targetKinds {
-		if strings.HasPrefix(l, k) {
-			return true
-		}
-	}
-	return false
+	_, ok := kube.TypedKind(s)
+	return ok
 }
 
 // targetArgs is the Args of a command that takes nothing but an optional
-// target: TYPE/NAME, or a bare pod NAME.
-func targetArgs(cmd *cobra.Command, args []string) error {
+// target: TYPE/NAME, or a bare pod NAME. It records the target.
+func (a *app) targetArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 1 {
 		return fmt.Errorf("%s takes at most one target (pod/NAME, deploy/NAME, sts/NAME, ds/NAME), got %q", cmd.Name(), args)
 	}
+	a.takeTarget(args, true)
 	return nil
 }
 
@@ -116,9 +108,6 @@ func (a *app) resolve(ctx context.Context) (*kube.Kube, kube.Target, []kube.Pod,
 	if err != nil {
 		return nil, t, nil, err
 	}
-	if len(pods) == 0 {
-		return nil, t, nil, fmt.Errorf("%s in namespace %s matches no pods", t, k.Namespace)
-	}
 	return k, t, pods, nil
 }
 
@@ -162,7 +151,8 @@ func (a *app) fleetMode() bool {
 	if a.kube.selector != "" {
 		return true
 	}
-	return a.kube.targetArg != "" && isTargetArg(a.kube.targetArg) && !strings.HasPrefix(strings.ToLower(a.kube.targetArg), "po")
+	kind, ok := kube.TypedKind(a.kube.targetArg)
+	return ok && kind != kube.KindPod
 }
 
 // closeKube closes the port-forwards the command opened.

@@ -21,9 +21,8 @@ func (a *app) procCommand() *cobra.Command {
 everything about one: command line, uptime, threads, memory, file descriptors, sockets,
 cgroup limits, usage, throttling and pressure, OOM kills, Go build and environment.
 --pid 0 is the sidecar itself.`,
-		Args: targetArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			a.takeTarget(args, true)
+		Args: a.targetArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			hasPid := cmd.Flags().Changed("pid")
 			switch {
 			case hasPid && pid < 0:

@@ -15,9 +15,8 @@ func (a *app) runtimeCommand() *cobra.Command {
 		Long: `runtime shows a snapshot of the target's Go runtime: GOMAXPROCS, GOGC, GOMEMLIMIT, the
 number of goroutines, the live heap and the GC's goal, GC cycles, CPU share and pauses,
 scheduling latency, uptime and build. -o json adds every runtime/metrics sample.`,
-		Args: targetArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			a.takeTarget(args, true)
+		Args: a.targetArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			tgt, err := parseTarget(target)
 			if err != nil {
 				return err

@@ -20,6 +20,8 @@ func TestUsageErrors(t *testing.T) {
 		{"bad selector", []string{"explain", "-l", "a==b==c"}, "-l"},
 		{"per-pod-dir for one pod", []string{"profile", "--type", "heap", "-w", "x", "--per-pod-dir", "d"}, "--per-pod-dir keeps each pod's profile"},
 		{"fleet trace", []string{"profile", "deploy/a", "--type", "trace", "-w", "x"}, "traces are not merged"},
+		{"per-pod-dir for a pod target", []string{"profile", "pod/a", "--type", "heap", "-w", "x", "--per-pod-dir", "d"}, "--per-pod-dir keeps each pod's profile"},
+		{"fleet trace, TYPE.apps/ spelling", []string{"profile", "statefulsets.apps/a", "--type", "trace", "-w", "x"}, "traces are not merged"},
 		{"bad output", []string{"-o", "yaml", "explain"}, `invalid --output "yaml"`},
 		{"pid not a number", []string{"proc", "--pid", "abc"}, `invalid argument "abc"`},
 		{"negative pid", []string{"proc", "--pid", "-1"}, "--pid must be 0"},

@@ -15,9 +15,8 @@ func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "The versions of this client and of the sidecar",
-		Args:  targetArgs,
-		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			a.takeTarget(args, true)
+		Args:  a.targetArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			mine := version.Build()
 			c, err := a.dial(cmd.Context(), auth.Viewer)
 			if err != nil {
