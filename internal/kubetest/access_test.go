@@ -290,8 +290,8 @@ func TestAccessTokens(t *testing.T) {
 	f := startFleet(t, c, ns, "api", fleetOptions{Replicas: 1})
 	pod := f.Pods[0].Name
 
-	viewer := mint(t, c.client, "triage-viewer", cluster.TriageAudience)
-	operatorAPI := mint(t, c.client, "triage-operator")
+	viewer := mint(t, c.Client(), "triage-viewer", cluster.TriageAudience)
+	operatorAPI := mint(t, c.Client(), "triage-operator")
 	for _, tc := range []struct {
 		name  string
 		token string
@@ -299,8 +299,8 @@ func TestAccessTokens(t *testing.T) {
 		want  []string // in the sidecar's message
 	}{
 		{"triage audience", viewer, codes.OK, nil},
-		{"API server audience", mint(t, c.client, "triage-viewer"), codes.Unauthenticated, []string{"audience", cluster.TriageAudience}},
-		{"both audiences", mint(t, c.client, "triage-viewer", cluster.TriageAudience, c.IssuerURL()), codes.Unauthenticated, []string{"audience"}},
+		{"API server audience", mint(t, c.Client(), "triage-viewer"), codes.Unauthenticated, []string{"audience", cluster.TriageAudience}},
+		{"both audiences", mint(t, c.Client(), "triage-viewer", cluster.TriageAudience, c.IssuerURL()), codes.Unauthenticated, []string{"audience"}},
 		{"payload tampered: operator's subject", withClaim(t, viewer, "sub", saUser(cluster.TriageNamespace, "triage-operator")), codes.Unauthenticated, nil},
 		{"payload tampered: audience", withClaim(t, operatorAPI, "aud", []string{cluster.TriageAudience}), codes.Unauthenticated, nil},
 		{"signature tampered", flipSignature(t, viewer), codes.Unauthenticated, nil},
@@ -451,25 +451,25 @@ func TestAccessTokenReview(t *testing.T) {
 	bindClusterRole(t, c, "", "system:auth-delegator", rbacv1.ServiceAccountKind, ns+":"+reviewer)
 	// The tier ServiceAccount lives in the app's namespace here, so that
 	// deleting it touches no other test.
-	if err := cluster.CreateServiceAccounts(ctx(t), c.client, ns, viewerSA); err != nil {
+	if err := cluster.CreateServiceAccounts(ctx(t), c.Client(), ns, viewerSA); err != nil {
 		t.Fatal(err)
 	}
 	role := &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: "triage-test-view-" + ns},
 		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"triage.dev"}, Resources: []string{"pods/view"}, Verbs: []string{"get"}}},
 	}
-	if _, err := c.client.RbacV1().ClusterRoles().Create(ctx(t), role, metav1.CreateOptions{}); err != nil {
+	if _, err := c.Client().RbacV1().ClusterRoles().Create(ctx(t), role, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		cx, cancel := cleanupCtx()
 		defer cancel()
-		_ = c.client.RbacV1().ClusterRoles().Delete(cx, role.Name, metav1.DeleteOptions{})
+		_ = c.Client().RbacV1().ClusterRoles().Delete(cx, role.Name, metav1.DeleteOptions{})
 	})
 	bindClusterRole(t, c, ns, role.Name, rbacv1.ServiceAccountKind, ns+":"+viewerSA)
 	f := startFleet(t, c, ns, "api", fleetOptions{Replicas: 1, KubeAuth: "tokenreview", ServiceAccount: reviewer})
 
-	tr, err := cluster.MintToken(ctx(t), c.client, ns, viewerSA, 10*time.Minute, cluster.TriageAudience)
+	tr, err := cluster.MintToken(ctx(t), c.Client(), ns, viewerSA, 10*time.Minute, cluster.TriageAudience)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,7 +486,7 @@ func TestAccessTokenReview(t *testing.T) {
 	wantCode(t, err, codes.PermissionDenied, "pods/profile", "triage.dev")
 
 	t.Run("revoked", func(t *testing.T) {
-		if err := c.client.CoreV1().ServiceAccounts(ns).Delete(ctx(t), viewerSA, metav1.DeleteOptions{}); err != nil {
+		if err := c.Client().CoreV1().ServiceAccounts(ns).Delete(ctx(t), viewerSA, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		// The sidecar caches an authenticated token for 10 s.

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/triage-sh/triage/internal/kubetest/cluster"
@@ -50,7 +49,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "kubetest: starting the control plane: %v\n", err)
 		return 1
 	}
-	c := &controlPlane{Cluster: cl, dir: cl.Dir(), client: cl.Client()}
+	c := &controlPlane{Cluster: cl}
 	defer c.stop()
 	// A broken webhook fails the webhook's tests, not the cluster's.
 	if err := c.startWebhook(); err != nil {
@@ -58,7 +57,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "kubetest: %v\n", c.hookErr)
 	}
 	if testing.Verbose() {
-		fmt.Fprintf(os.Stderr, "kubetest: control plane and webhook ready in %v (%s)\n", time.Since(start).Round(time.Millisecond), c.dir)
+		fmt.Fprintf(os.Stderr, "kubetest: control plane and webhook ready in %v (%s)\n", time.Since(start).Round(time.Millisecond), c.Dir())
 	}
 	cp = c
 	code := m.Run()
@@ -92,8 +91,6 @@ func needCluster(t *testing.T) *controlPlane {
 // first use.
 type controlPlane struct {
 	*cluster.Cluster
-	dir     string
-	client  kubernetes.Interface // admin
 	hook    *webhook
 	hookErr error // why hook is nil
 

@@ -15,7 +15,6 @@ import (
 
 	"github.com/google/pprof/profile"
 	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/triage-sh/triage/client/fleet"
 	"github.com/triage-sh/triage/client/kube"
@@ -210,18 +209,10 @@ func TestFleetCLI(t *testing.T) {
 		// carol has triage-user but may mint only viewer tokens; dave may
 		// mint and read the workload but not port-forward.
 		bindClusterRole(t, c, w.Namespace, "triage-user", rbacv1.UserKind, "carol")
-		reader := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "reader", Namespace: w.Namespace}, Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
-			{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get"}},
-		}}
-		if _, err := c.client.RbacV1().Roles(w.Namespace).Create(ctx(t), reader, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.client.RbacV1().RoleBindings(w.Namespace).Create(ctx(t), &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "reader-dave", Namespace: w.Namespace},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "reader"},
-			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "dave"}},
-		}, metav1.CreateOptions{}); err != nil {
+		if err := cluster.GrantRole(ctx(t), c.Client(), w.Namespace, "reader", rbacv1.UserKind, "dave",
+			rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
+			rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get"}},
+		); err != nil {
 			t.Fatal(err)
 		}
 		carol := newCLI(t, c, w.Namespace, "carol", "triage:viewers")

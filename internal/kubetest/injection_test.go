@@ -21,7 +21,7 @@ import (
 // broken webhook from ever stopping a pod reach the API server as written.
 func TestRegisteredConfiguration(t *testing.T) {
 	c := need(t)
-	mwc, err := c.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx(t), "triage-injector", metav1.GetOptions{})
+	mwc, err := c.Client().AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx(t), "triage-injector", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestNotOptedInNeverCallsWebhook(t *testing.T) {
 	})
 	t.Run("kube-system labelled", func(t *testing.T) {
 		cx := ctx(t)
-		ks, err := c.client.CoreV1().Namespaces().Get(cx, "kube-system", metav1.GetOptions{})
+		ks, err := c.Client().CoreV1().Namespaces().Get(cx, "kube-system", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +143,7 @@ func TestNotOptedInNeverCallsWebhook(t *testing.T) {
 			ks.Labels = map[string]string{}
 		}
 		ks.Labels[inject.LabelNamespaceInjection] = "enabled"
-		if _, err := c.client.CoreV1().Namespaces().Update(cx, ks, metav1.UpdateOptions{}); err != nil {
+		if _, err := c.Client().CoreV1().Namespaces().Update(cx, ks, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		pod := newPod("app-" + randomHex(3))
@@ -195,7 +195,7 @@ func TestPodSecurityAdmitsInjectedPods(t *testing.T) {
 			if level == psaapi.LevelBaseline {
 				bad.Spec.HostPID = true
 			}
-			_, err := c.client.CoreV1().Pods(ns).Create(ctx(t), bad, metav1.CreateOptions{})
+			_, err := c.Client().CoreV1().Pods(ns).Create(ctx(t), bad, metav1.CreateOptions{})
 			if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "PodSecurity") {
 				t.Fatalf("a pod violating %s was not rejected by PodSecurity: %v", level, err)
 			}
@@ -372,13 +372,13 @@ func TestReinvocationDoesNotInjectTwice(t *testing.T) {
 		}},
 	}
 	cx := ctx(t)
-	if _, err := c.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(cx, mwc, metav1.CreateOptions{}); err != nil {
+	if _, err := c.Client().AdmissionregistrationV1().MutatingWebhookConfigurations().Create(cx, mwc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		cx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := c.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(cx, mwc.Name, metav1.DeleteOptions{}); err != nil {
+		if err := c.Client().AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(cx, mwc.Name, metav1.DeleteOptions{}); err != nil {
 			t.Errorf("deleting %s: %v", mwc.Name, err)
 		}
 	})

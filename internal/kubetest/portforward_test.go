@@ -211,7 +211,10 @@ func TestPortForward(t *testing.T) {
 				}
 			})
 			t.Run("nothing exposed", func(t *testing.T) {
-				f := forward(t, c, ns, "target", 7777, proto)
+				// A port of its own per protocol, so that the kubelet's
+				// error checked below is this forward's.
+				port := 7777 + int(proto)
+				f := forward(t, c, ns, "target", port, proto)
 				conn, err := net.DialTimeout("tcp", f.Addr, 10*time.Second)
 				if err != nil {
 					t.Fatal(err)
@@ -224,7 +227,7 @@ func TestPortForward(t *testing.T) {
 				}
 				// The kubelet said why on the error stream (client-go then
 				// drops the whole forward, in its own time).
-				want := fmt.Sprintf("pod %s/target: nothing listens on port 7777", ns)
+				want := fmt.Sprintf("pod %s/target: nothing listens on port %d", ns, port)
 				if !slices.ContainsFunc(k.Errors(), func(err error) bool { return strings.Contains(err.Error(), want) }) {
 					t.Errorf("kubelet errors %v, want one saying %q", k.Errors(), want)
 				}
@@ -241,7 +244,7 @@ func TestPortForwardRBAC(t *testing.T) {
 	ns := namespace(t, c, nil)
 	runningPod(t, c, ns, "target")
 	k.Expose(ns, "target", echoPort, startEcho(t))
-	if err := cluster.GrantPortForward(ctx(t), c.client, ns, rbacv1.UserKind, "alice"); err != nil {
+	if err := cluster.GrantPortForward(ctx(t), c.Client(), ns, rbacv1.UserKind, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -304,19 +307,8 @@ func TestPortForwardVerbs(t *testing.T) {
 		"pf-both":   {"create", "get"},
 	}
 	for user, verbs := range users {
-		role := &rbacv1.Role{
-			ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: ns},
-			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods/portforward"}, Verbs: verbs}},
-		}
-		if _, err := c.client.RbacV1().Roles(ns).Create(ctx(t), role, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		rb := &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: ns},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: user},
-			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
-		}
-		if _, err := c.client.RbacV1().RoleBindings(ns).Create(ctx(t), rb, metav1.CreateOptions{}); err != nil {
+		rule := rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/portforward"}, Verbs: verbs}
+		if err := cluster.GrantRole(ctx(t), c.Client(), ns, user, rbacv1.UserKind, user, rule); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -438,7 +430,7 @@ func TestCreateRunningPod(t *testing.T) {
 	if _, err := c.CreateRunningPod(ctx(t), p, k.NodeName()); err != nil {
 		t.Fatal(err)
 	}
-	got, err := c.client.CoreV1().Pods(ns).Get(ctx(t), "withinit", metav1.GetOptions{})
+	got, err := c.Client().CoreV1().Pods(ns).Get(ctx(t), "withinit", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +461,7 @@ func TestCreateRunningPod(t *testing.T) {
 			t.Errorf("container %s: %q, want %q (all: %v)", name, states[name], st, states)
 		}
 	}
-	node, err := c.client.CoreV1().Nodes().Get(ctx(t), k.NodeName(), metav1.GetOptions{})
+	node, err := c.Client().CoreV1().Nodes().Get(ctx(t), k.NodeName(), metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func buildBinary(t *testing.T, c *controlPlane, pkg string) string {
 	if err, ok := built.errs[pkg]; ok {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(c.dir, "bin", filepath.Base(pkg))
+	bin := filepath.Join(c.Dir(), "bin", filepath.Base(pkg))
 	cmd := exec.Command("go", "build", "-o", bin, pkg)
 	cmd.Dir = filepath.Join("..", "..")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -184,10 +184,10 @@ func startFleet(t *testing.T, c *controlPlane, ns, app string, o fleetOptions) *
 	}
 	bin := buildBinary(t, c, "./cmd/triage-sidecar")
 	k := c.node(t)
-	if err := cluster.CreateServiceAccounts(ctx(t), c.client, ns, o.ServiceAccount); err != nil {
+	if err := cluster.CreateServiceAccounts(ctx(t), c.Client(), ns, o.ServiceAccount); err != nil {
 		t.Fatal(err)
 	}
-	tr, err := cluster.MintToken(ctx(t), c.client, ns, o.ServiceAccount, time.Hour)
+	tr, err := cluster.MintToken(ctx(t), c.Client(), ns, o.ServiceAccount, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func startFleet(t *testing.T, c *controlPlane, ns, app string, o fleetOptions) *
 			Template: template,
 		},
 	}
-	d, err = c.client.AppsV1().Deployments(ns).Create(ctx(t), d, metav1.CreateOptions{})
+	d, err = c.Client().AppsV1().Deployments(ns).Create(ctx(t), d, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("creating Deployment %s/%s: %v", ns, app, err)
 	}
@@ -424,7 +424,7 @@ func applyAccess(t *testing.T, c *controlPlane) {
 		t.Fatal(err)
 	}
 	ns := cluster.TriageNamespace
-	if err := cluster.CreateServiceAccounts(ctx(t), c.client, ns, "triage-viewer"); err != nil {
+	if err := cluster.CreateServiceAccounts(ctx(t), c.Client(), ns, "triage-viewer"); err != nil {
 		t.Fatal(err)
 	}
 	kinds := map[string]int{}
@@ -433,13 +433,13 @@ func applyAccess(t *testing.T, c *controlPlane) {
 		case *corev1.ServiceAccount:
 			kinds["ServiceAccount"]++
 			o.Namespace = ns
-			if _, err := c.client.CoreV1().ServiceAccounts(ns).Create(ctx(t), o, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			if _, err := c.Client().CoreV1().ServiceAccounts(ns).Create(ctx(t), o, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 				t.Fatalf("creating ServiceAccount %s/%s: %v", ns, o.Name, err)
 			}
 		case *rbacv1.Role:
 			kinds["Role"]++
 			o.Namespace = ns
-			roles := c.client.RbacV1().Roles(ns)
+			roles := c.Client().RbacV1().Roles(ns)
 			applyObject(t, "Role "+ns+"/"+o.Name, o,
 				func(cx context.Context) (*rbacv1.Role, error) { return roles.Get(cx, o.Name, metav1.GetOptions{}) },
 				func(cx context.Context, x *rbacv1.Role) error {
@@ -454,7 +454,7 @@ func applyAccess(t *testing.T, c *controlPlane) {
 		case *rbacv1.RoleBinding:
 			kinds["RoleBinding"]++
 			o.Namespace = ns
-			bindings := c.client.RbacV1().RoleBindings(ns)
+			bindings := c.Client().RbacV1().RoleBindings(ns)
 			applyObject(t, "RoleBinding "+ns+"/"+o.Name, o,
 				func(cx context.Context) (*rbacv1.RoleBinding, error) {
 					return bindings.Get(cx, o.Name, metav1.GetOptions{})
@@ -470,7 +470,7 @@ func applyAccess(t *testing.T, c *controlPlane) {
 				func(cx context.Context) error { return bindings.Delete(cx, o.Name, metav1.DeleteOptions{}) })
 		case *rbacv1.ClusterRole:
 			kinds["ClusterRole"]++
-			crs := c.client.RbacV1().ClusterRoles()
+			crs := c.Client().RbacV1().ClusterRoles()
 			applyObject(t, "ClusterRole "+o.Name, o,
 				func(cx context.Context) (*rbacv1.ClusterRole, error) { return crs.Get(cx, o.Name, metav1.GetOptions{}) },
 				func(cx context.Context, x *rbacv1.ClusterRole) error {
@@ -562,18 +562,18 @@ func bindClusterRole(t *testing.T, c *controlPlane, namespace, role, kind, subje
 	name := strings.NewReplacer(":", "-").Replace(role + "-" + strings.ToLower(kind) + "-" + subject)
 	if namespace == "" {
 		b := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name}, RoleRef: ref, Subjects: []rbacv1.Subject{sub}}
-		if _, err := c.client.RbacV1().ClusterRoleBindings().Create(ctx(t), b, metav1.CreateOptions{}); err != nil {
+		if _, err := c.Client().RbacV1().ClusterRoleBindings().Create(ctx(t), b, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("binding ClusterRole %s to %s %s: %v", role, kind, subject, err)
 		}
 		t.Cleanup(func() {
 			cx, cancel := cleanupCtx()
 			defer cancel()
-			_ = c.client.RbacV1().ClusterRoleBindings().Delete(cx, name, metav1.DeleteOptions{})
+			_ = c.Client().RbacV1().ClusterRoleBindings().Delete(cx, name, metav1.DeleteOptions{})
 		})
 		return
 	}
 	b := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}, RoleRef: ref, Subjects: []rbacv1.Subject{sub}}
-	if _, err := c.client.RbacV1().RoleBindings(namespace).Create(ctx(t), b, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := c.Client().RbacV1().RoleBindings(namespace).Create(ctx(t), b, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("binding ClusterRole %s to %s %s in %s: %v", role, kind, subject, namespace, err)
 	}
 }

@@ -35,7 +35,7 @@ type saClaims struct {
 // tierAccounts creates triage-system and the tier ServiceAccounts.
 func tierAccounts(t *testing.T, c *controlPlane) {
 	t.Helper()
-	if err := cluster.CreateServiceAccounts(ctx(t), c.client, cluster.TriageNamespace); err != nil {
+	if err := cluster.CreateServiceAccounts(ctx(t), c.Client(), cluster.TriageNamespace); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -77,7 +77,7 @@ func get(t *testing.T, cfg *rest.Config, path string) (int, []byte) {
 func jwks(t *testing.T, c *controlPlane) *jose.JSONWebKeySet {
 	t.Helper()
 	tierAccounts(t, c)
-	code, body := get(t, c.TokenConfig(mint(t, c.client, "triage-viewer")), "/openid/v1/jwks")
+	code, body := get(t, c.TokenConfig(mint(t, c.Client(), "triage-viewer")), "/openid/v1/jwks")
 	if code != http.StatusOK {
 		t.Fatalf("GET /openid/v1/jwks: %d %s", code, body)
 	}
@@ -115,14 +115,14 @@ func verify(t *testing.T, set *jose.JSONWebKeySet, token string) *saClaims {
 func TestServiceAccountIssuerDiscovery(t *testing.T) {
 	c := needCluster(t)
 	tierAccounts(t, c)
-	saToken := mint(t, c.client, "triage-viewer")
+	saToken := mint(t, c.Client(), "triage-viewer")
 	for _, tc := range []struct {
 		name string
 		cfg  *rest.Config
 		want int
 	}{
 		{"service account", c.TokenConfig(saToken), http.StatusOK},
-		{"triage audience", c.TokenConfig(mint(t, c.client, "triage-viewer", cluster.TriageAudience)), http.StatusUnauthorized},
+		{"triage audience", c.TokenConfig(mint(t, c.Client(), "triage-viewer", cluster.TriageAudience)), http.StatusUnauthorized},
 		{"bob", c.UserConfig("bob"), http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,10 +160,7 @@ func TestTokenRequest(t *testing.T) {
 	c := needCluster(t)
 	tierAccounts(t, c)
 	set := jwks(t, c)
-	secs := int64(600)
-	tr, err := c.client.CoreV1().ServiceAccounts(cluster.TriageNamespace).CreateToken(ctx(t), "triage-viewer", &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{cluster.TriageAudience}, ExpirationSeconds: &secs},
-	}, metav1.CreateOptions{})
+	tr, err := cluster.MintToken(ctx(t), c.Client(), cluster.TriageNamespace, "triage-viewer", 600*time.Second, cluster.TriageAudience)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +192,7 @@ func TestTokenRequest(t *testing.T) {
 		{"both audiences", []string{cluster.TriageAudience, c.IssuerURL()}, "system:serviceaccount:" + cluster.TriageNamespace + ":triage-viewer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			client, err := kubernetes.NewForConfig(c.TokenConfig(mint(t, c.client, "triage-viewer", tc.audiences...)))
+			client, err := kubernetes.NewForConfig(c.TokenConfig(mint(t, c.Client(), "triage-viewer", tc.audiences...)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -217,7 +214,7 @@ func TestTokenRequest(t *testing.T) {
 func TestTokenMintingRBAC(t *testing.T) {
 	c := needCluster(t)
 	tierAccounts(t, c)
-	if err := cluster.GrantTokenMinting(ctx(t), c.client, cluster.TriageNamespace, "triage-viewer", "oncall"); err != nil {
+	if err := cluster.GrantTokenMinting(ctx(t), c.Client(), cluster.TriageNamespace, "triage-viewer", "oncall"); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {

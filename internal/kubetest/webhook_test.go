@@ -121,14 +121,14 @@ func (c *controlPlane) startWebhook() error {
 	if err != nil {
 		return err
 	}
-	crt, key := filepath.Join(c.dir, "webhook.crt"), filepath.Join(c.dir, "webhook.key")
+	crt, key := filepath.Join(c.Dir(), "webhook.crt"), filepath.Join(c.Dir(), "webhook.key")
 	if err := os.WriteFile(crt, serving.CertPEM, 0o600); err != nil {
 		return err
 	}
 	if err := os.WriteFile(key, serving.KeyPEM, 0o600); err != nil {
 		return err
 	}
-	logf, err := os.Create(filepath.Join(c.dir, "injector.log"))
+	logf, err := os.Create(filepath.Join(c.Dir(), "injector.log"))
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func (c *controlPlane) startWebhook() error {
 		return err
 	}
 	h, err := injector.NewHandler(injector.Options{
-		Namespaces: injector.NewNamespaceCache(c.client, 0),
+		Namespaces: injector.NewNamespaceCache(c.Client(), 0),
 		Logger:     log,
 	})
 	if err != nil {
@@ -172,7 +172,7 @@ func (c *controlPlane) startWebhook() error {
 	}
 	cx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if _, err := c.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(cx, mwc, metav1.CreateOptions{}); err != nil {
+	if _, err := c.Client().AdmissionregistrationV1().MutatingWebhookConfigurations().Create(cx, mwc, metav1.CreateOptions{}); err != nil {
 		return err
 	}
 	ns, err := c.createNamespace(cx, "probe", map[string]string{inject.LabelNamespaceInjection: "enabled"})
@@ -211,7 +211,7 @@ func loadWebhookConfig(url string, caPEM []byte) (*admissionregistrationv1.Mutat
 // createNamespace creates a namespace named kt-PREFIX-RANDOM.
 func (c *controlPlane) createNamespace(cx context.Context, prefix string, labels map[string]string) (string, error) {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kt-" + prefix + "-" + randomHex(3), Labels: labels}}
-	_, err := c.client.CoreV1().Namespaces().Create(cx, ns, metav1.CreateOptions{})
+	_, err := c.Client().CoreV1().Namespaces().Create(cx, ns, metav1.CreateOptions{})
 	return ns.Name, err
 }
 
@@ -219,7 +219,7 @@ func (c *controlPlane) createNamespace(cx context.Context, prefix string, labels
 // wants: the API server picks up webhook configurations asynchronously.
 func (c *controlPlane) waitForMutation(cx context.Context, ns string, ok func(*corev1.Pod) bool) error {
 	for {
-		p, err := c.client.CoreV1().Pods(ns).Create(cx, newPod("probe-"+randomHex(4)), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		p, err := c.Client().CoreV1().Pods(ns).Create(cx, newPod("probe-"+randomHex(4)), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err == nil && ok(p) {
 			return nil
 		}
@@ -345,7 +345,7 @@ func assertUntouched(t *testing.T, p *corev1.Pod) {
 
 func createPod(t *testing.T, c *controlPlane, ns string, p *corev1.Pod) *corev1.Pod {
 	t.Helper()
-	out, err := c.client.CoreV1().Pods(ns).Create(ctx(t), p, metav1.CreateOptions{})
+	out, err := c.Client().CoreV1().Pods(ns).Create(ctx(t), p, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create pod %s/%s: %v", ns, p.Name, err)
 	}

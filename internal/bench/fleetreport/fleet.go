@@ -177,27 +177,11 @@ func podSpec() corev1.PodSpec {
 // ClusterRole does, in the namespace: find a Deployment's pods and
 // port-forward to them.
 func grantUser(ctx context.Context, c *cluster.Cluster) error {
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "triage-user", Namespace: namespace},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
-			{APIGroups: []string{""}, Resources: []string{"pods/portforward"}, Verbs: []string{"get", "create"}},
-			{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get"}},
-		},
-	}
-	binding := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: role.Name, Namespace: namespace},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
-	}
-	rbac := c.Client().RbacV1()
-	if _, err := rbac.Roles(namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("creating Role %s/%s: %w", namespace, role.Name, err)
-	}
-	if _, err := rbac.RoleBindings(namespace).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("creating RoleBinding %s/%s: %w", namespace, binding.Name, err)
-	}
-	return nil
+	return cluster.GrantRole(ctx, c.Client(), namespace, "triage-user", rbacv1.UserKind, user,
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/portforward"}, Verbs: []string{"get", "create"}},
+		rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get"}},
+	)
 }
 
 // startSidecar starts triage-sidecar for pod on addr, in plaintext on

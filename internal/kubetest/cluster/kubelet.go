@@ -294,10 +294,10 @@ func (c *Cluster) CreateRunningPod(ctx context.Context, pod *corev1.Pod, nodeNam
 				ContainerID: "fake://" + strconv.Itoa(int(n)) + "-" + strconv.Itoa(i),
 			}
 			if !init || (ctr.RestartPolicy != nil && *ctr.RestartPolicy == corev1.ContainerRestartPolicyAlways) {
-				st.Ready, st.Started = true, ptr(true)
+				st.Ready, st.Started = true, new(true)
 				st.State.Running = &corev1.ContainerStateRunning{StartedAt: now}
 			} else {
-				st.Started = ptr(false)
+				st.Started = new(false)
 				st.State.Terminated = &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: now, FinishedAt: now}
 			}
 			out = append(out, st)
@@ -312,5 +312,3 @@ func (c *Cluster) CreateRunningPod(ctx context.Context, pod *corev1.Pod, nodeNam
 	}
 	return out, nil
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -66,43 +66,34 @@ func MintToken(ctx context.Context, client kubernetes.Interface, namespace, name
 // and no other: a Role NAME-minter allowing create on serviceaccounts/token
 // for that resourceName, and a RoleBinding of the same name to group.
 func GrantTokenMinting(ctx context.Context, client kubernetes.Interface, namespace, name, group string) error {
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: name + "-minter", Namespace: namespace},
-		Rules: []rbacv1.PolicyRule{{
-			APIGroups:     []string{""},
-			Resources:     []string{"serviceaccounts/token"},
-			ResourceNames: []string{name},
-			Verbs:         []string{"create"},
-		}},
-	}
-	binding := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: role.Name, Namespace: namespace},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: group}},
-	}
-	return applyRole(ctx, client, role, binding)
+	return GrantRole(ctx, client, namespace, name+"-minter", rbacv1.GroupKind, group, rbacv1.PolicyRule{
+		APIGroups:     []string{""},
+		Resources:     []string{"serviceaccounts/token"},
+		ResourceNames: []string{name},
+		Verbs:         []string{"create"},
+	})
 }
 
 // GrantPortForward lets subject (a user or group, by kind rbacv1.UserKind or
 // rbacv1.GroupKind) port-forward to pods in namespace: get pods and create
 // pods/portforward, as kubectl port-forward needs.
 func GrantPortForward(ctx context.Context, client kubernetes.Interface, namespace, kind, subject string) error {
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "port-forward-" + subject, Namespace: namespace},
-		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
-			{APIGroups: []string{""}, Resources: []string{"pods/portforward"}, Verbs: []string{"create", "get"}},
-		},
-	}
-	binding := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: role.Name, Namespace: namespace},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: kind, Name: subject}},
-	}
-	return applyRole(ctx, client, role, binding)
+	return GrantRole(ctx, client, namespace, "port-forward-"+subject, kind, subject,
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/portforward"}, Verbs: []string{"create", "get"}},
+	)
 }
 
-func applyRole(ctx context.Context, client kubernetes.Interface, role *rbacv1.Role, binding *rbacv1.RoleBinding) error {
+// GrantRole creates Role name in namespace with rules and a RoleBinding of
+// the same name to subject (a user or group, by kind rbacv1.UserKind or
+// rbacv1.GroupKind). Either object that exists already is left alone.
+func GrantRole(ctx context.Context, client kubernetes.Interface, namespace, name, kind, subject string, rules ...rbacv1.PolicyRule) error {
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}, Rules: rules}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: kind, Name: subject}},
+	}
 	if _, err := client.RbacV1().Roles(role.Namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating Role %s/%s: %w", role.Namespace, role.Name, err)
 	}
