@@ -108,16 +108,22 @@ func (r *reclaimer) end() {
 // fire runs when the server has been quiet for r.quiet.
 func (r *reclaimer) fire() {
 	r.mu.Lock()
-	if r.active > 0 || r.closed || r.releasing {
+	if r.active > 0 || r.closed {
 		r.mu.Unlock()
-		return // a call is running (its end re-arms the timer), or a release is
+		return // a call is running (its end re-arms the timer), or closed
+	}
+	if r.releasing {
+		r.timer.Reset(r.quiet) // a release is running: look again after it
+		r.mu.Unlock()
+		return
 	}
 	if wait := r.minGap - r.now().Sub(r.last); !r.last.IsZero() && wait > 0 {
 		r.timer.Reset(wait) // too soon after the last release: try again then
 		r.mu.Unlock()
 		return
 	}
-	if r.allocated()-r.lastAlloc < r.minAlloc {
+	allocated := r.allocated()
+	if allocated-r.lastAlloc < r.minAlloc {
 		r.mu.Unlock()
 		return // too little allocated since the last release to be worth one
 	}
@@ -130,7 +136,8 @@ func (r *reclaimer) fire() {
 	end := r.now()
 
 	r.mu.Lock()
-	r.last, r.lastAlloc, r.releasing = end, r.allocated(), false
+	// What was allocated while it ran counts towards the next release.
+	r.last, r.lastAlloc, r.releasing = end, allocated, false
 	r.mu.Unlock()
 	if r.log != nil {
 		r.log.Debug("returned the heap's free memory to the OS after a busy period", "took", end.Sub(start))
